@@ -1,0 +1,213 @@
+"""Profiles: named parameter sets for the whole book, kept as data files in ``profiles/``.
+
+``profiles/parameters.yml`` declares, per notebook, every parameter with its type and allowed values;
+``profiles/<name>.yml`` gives values (``extends:`` another profile and overrides it). Everything is
+checked here, before any notebook runs, so that a typo costs a second, not a half-built book.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+SCHEMA_FILE = "parameters.yml"
+TYPES = {"int", "float", "str", "bool", "list"}
+
+
+class ParameterError(ValueError):
+    """A profile or override names an unknown notebook/parameter or gives a value out of range."""
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """How one notebook parameter may be set."""
+
+    name: str
+    type: str
+    help: str = ""
+    choices: tuple | None = None
+    min: float | None = None
+    max: float | None = None
+    items: "ParamSpec | None" = None  # element spec of a list
+    min_len: int | None = None
+    max_len: int | None = None
+
+    @classmethod
+    def from_dict(cls, name: str, d: dict) -> "ParamSpec":
+        d = dict(d)
+        typ = d.pop("type", None)
+        if typ not in TYPES:
+            raise ParameterError(f"schema of {name!r}: type {typ!r} is not one of {sorted(TYPES)}")
+        items = d.pop("items", None)
+        choices = d.pop("choices", None)
+        spec = cls(
+            name=name,
+            type=typ,
+            help=d.pop("help", ""),
+            choices=tuple(choices) if choices is not None else None,
+            min=d.pop("min", None),
+            max=d.pop("max", None),
+            items=cls.from_dict(f"{name}[]", items) if items is not None else None,
+            min_len=d.pop("min_len", None),
+            max_len=d.pop("max_len", None),
+        )
+        if d:
+            raise ParameterError(f"schema of {name!r}: unknown keys {sorted(d)}")
+        if typ == "list" and spec.items is None:
+            raise ParameterError(f"schema of {name!r}: a list needs 'items'")
+        return spec
+
+    def allowed(self) -> str:
+        """Human-readable description of the allowed values."""
+        if self.choices is not None:
+            text = f"one of {list(self.choices)}"
+        elif self.type == "list":
+            n = ""
+            if self.min_len is not None or self.max_len is not None:
+                n = f" with {self.min_len or 0}..{self.max_len if self.max_len is not None else 'any'} items"
+            text = f"a list{n} of {self.items.allowed()}"
+        else:
+            text = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true/false"}[self.type]
+            if self.min is not None or self.max is not None:
+                lo = self.min if self.min is not None else "-inf"
+                hi = self.max if self.max is not None else "inf"
+                text += f" in [{lo}, {hi}]"
+        return text
+
+    def check(self, value: Any, where: str) -> Any:
+        """Return ``value`` (ints widened to float where a float is asked) or raise ParameterError."""
+
+        def fail(why: str):
+            raise ParameterError(f"{where}: {why}; allowed: {self.allowed()}")
+
+        if self.type == "bool":
+            if not isinstance(value, bool):
+                fail(f"{value!r} is not a boolean")
+        elif self.type == "int":
+            if isinstance(value, bool) or not isinstance(value, int):
+                fail(f"{value!r} is not an integer")
+        elif self.type == "float":
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                fail(f"{value!r} is not a finite number")
+            value = float(value)
+        elif self.type == "str":
+            if not isinstance(value, str):
+                fail(f"{value!r} is not a string")
+        elif self.type == "list":
+            if not isinstance(value, list):
+                fail(f"{value!r} is not a list")
+            if self.min_len is not None and len(value) < self.min_len:
+                fail(f"{len(value)} items is fewer than {self.min_len}")
+            if self.max_len is not None and len(value) > self.max_len:
+                fail(f"{len(value)} items is more than {self.max_len}")
+            return [self.items.check(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        if self.choices is not None and value not in self.choices:
+            fail(f"{value!r} is not allowed")
+        if self.min is not None and value < self.min:
+            fail(f"{value!r} is below the minimum")
+        if self.max is not None and value > self.max:
+            fail(f"{value!r} is above the maximum")
+        return value
+
+
+@dataclass
+class Profile:
+    """A validated parameter set: ``params[notebook][parameter] = value``."""
+
+    name: str
+    description: str
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def load_schema(profiles_dir: Path) -> dict[str, dict[str, ParamSpec]]:
+    path = Path(profiles_dir) / SCHEMA_FILE
+    if not path.is_file():
+        raise ParameterError(f"parameter schema {path} is missing")
+    raw = yaml.safe_load(path.read_text()) or {}
+    return {nb: {p: ParamSpec.from_dict(f"{nb}.{p}", s) for p, s in (params or {}).items()} for nb, params in raw.items()}
+
+
+def available_profiles(profiles_dir: Path) -> list[str]:
+    return sorted(p.stem for p in Path(profiles_dir).glob("*.yml") if p.name != SCHEMA_FILE)
+
+
+def _raw_profile(profiles_dir: Path, name: str, seen: tuple[str, ...] = ()) -> dict:
+    """Profile values with ``extends`` resolved (parents first, children override per parameter)."""
+    path = Path(profiles_dir) / f"{name}.yml"
+    if name == Path(SCHEMA_FILE).stem or not path.is_file():
+        raise ParameterError(f"unknown profile {name!r}; available: {available_profiles(profiles_dir)}")
+    if name in seen:
+        raise ParameterError(f"profile {name!r} extends itself via {' -> '.join(seen + (name,))}")
+    raw = yaml.safe_load(path.read_text()) or {}
+    unknown = set(raw) - {"description", "extends", "notebooks"}
+    if unknown:
+        raise ParameterError(f"profile {name!r}: unknown keys {sorted(unknown)}; allowed: description, extends, notebooks")
+    merged: dict = {"notebooks": {}}
+    if raw.get("extends"):
+        merged = _raw_profile(profiles_dir, raw["extends"], seen + (name,))
+    for nb, values in (raw.get("notebooks") or {}).items():
+        merged["notebooks"].setdefault(nb, {}).update(values or {})
+    merged["description"] = raw.get("description", merged.get("description", ""))
+    return merged
+
+
+def parse_override(text: str) -> tuple[str, str, Any]:
+    """``"dataset.n_images=200"`` -> ``("dataset", "n_images", 200)``; the value is read as YAML."""
+    if "=" not in text or "." not in text.split("=", 1)[0]:
+        raise ParameterError(f"override {text!r} is not of the form NOTEBOOK.PARAMETER=VALUE")
+    key, value = text.split("=", 1)
+    nb, param = key.strip().split(".", 1)
+    try:
+        parsed = yaml.safe_load(value)
+    except yaml.YAMLError as e:
+        raise ParameterError(f"override {text!r}: value is not valid YAML ({e})") from None
+    return nb, param, parsed
+
+
+def load_profile(
+    profiles_dir: Path,
+    name: str,
+    notebooks: list[str],
+    overrides: list[str] | tuple[str, ...] = (),
+) -> Profile:
+    """Load profile ``name`` for ``notebooks``, apply ``overrides`` and validate every value.
+
+    Every notebook must have a schema and every schema parameter a value (so each run is fully
+    specified by the profile); unknown notebooks or parameters are errors that name the allowed ones.
+    """
+    schema = load_schema(profiles_dir)
+    raw = _raw_profile(profiles_dir, name)
+    values = copy.deepcopy(raw["notebooks"])
+    for text in overrides:
+        nb, param, value = parse_override(text)
+        if nb not in notebooks:
+            raise ParameterError(f"override {text!r}: unknown notebook {nb!r}; notebooks of the book: {notebooks}")
+        values.setdefault(nb, {})[param] = value
+
+    missing_schema = [nb for nb in notebooks if nb not in schema]
+    if missing_schema:
+        raise ParameterError(f"notebooks {missing_schema} have no entry in {SCHEMA_FILE}")
+    extra = sorted(set(values) - set(notebooks))
+    if extra:
+        raise ParameterError(f"profile {name!r} sets unknown notebooks {extra}; notebooks of the book: {notebooks}")
+
+    params: dict[str, dict[str, Any]] = {}
+    for nb in notebooks:
+        specs = schema[nb]
+        given = values.get(nb, {})
+        unknown = sorted(set(given) - set(specs))
+        if unknown:
+            raise ParameterError(
+                f"notebook {nb!r}: unknown parameter(s) {unknown} (profile {name!r}); "
+                f"parameters of {nb!r}: {sorted(specs)}"
+            )
+        missing = sorted(set(specs) - set(given))
+        if missing:
+            raise ParameterError(f"notebook {nb!r}: profile {name!r} gives no value for {missing}")
+        params[nb] = {p: specs[p].check(given[p], f"notebook {nb!r}, parameter {p!r}") for p in specs}
+    return Profile(name=name, description=raw.get("description", ""), params=params)
