@@ -21,10 +21,11 @@ Rules chosen here (each is also what the functions below implement):
   (a lone scene folder without its ``*-OneObject`` sibling) the stem is simply split at ``_``, as
   the authors' own scripts do. A stem with no reading raises :class:`DatasetError` naming the file.
 * **Which name position is the large object.** Names are in reading order (top to bottom, left to
-  right) of the occupied slots, so ``UL`` is always first and ``BR`` always last; ``UR`` is the
-  second and ``BL`` the second to last (true of every corner / diagonal / quincunx arrangement);
-  ``Middle`` is position ``(n - 1) // 2`` (the authors' scripts probe position 2 of 4 for
-  ``FourObject-Middle-Big``).
+  right) of the occupied slots, so ``UL`` is always first and ``BR`` always last. ``UR`` is taken
+  as the second and ``BL`` as the second to last: true of the 2x2 grid and the quincunx, and
+  whenever ``UL`` (resp. ``BR``) is occupied too, an *assumption* for other layouts (the release
+  documents no geometry). ``Middle`` is position ``(n - 1) // 2`` (the authors' scripts probe
+  position 2 of 4 for ``FourObject-Middle-Big``).
 * **Slots.** ``objects.slot`` holds the raw code (``"BR"``, ``"Middle"``) where the name position
   can be tied to the layout: always for the large object, and for every object of a four-object
   scene whose large object is in a corner (the 2x2 grid ``UL, UR, BL, BR``). Elsewhere the slot is
@@ -103,7 +104,7 @@ def parse_scene_folder(path: Path) -> SceneFolder | None:
 
 
 def _slot_code(path: Path, text: str) -> str:
-    """``"BRBig"`` -> ``"BR"``, ``"Middle-Big"`` -> ``"Middle"`` (raw spelling kept, matched case-insensitively)."""
+    """``"BRBig"`` -> ``"BR"``, ``"Middle-Big"`` -> ``"Middle"`` (matched case-insensitively, spelled as in SLOT_NAMES)."""
     m = _BIG_RE.match(text)
     codes = {c.lower(): c for c in SLOT_NAMES}
     if m is None or m["code"].lower() not in codes:
@@ -148,6 +149,14 @@ def _scene_folders(folder: Path) -> list[SceneFolder]:
     return [s for s in map(parse_scene_folder, _subdirs(folder)) if s is not None]
 
 
+def _single_siblings(folder: Path) -> list[SceneFolder]:
+    """The single-object folders next to ``folder`` with the same prefix (``CoCo-OneObject``), others ignored."""
+    prefix = _SCENE_RE.match(folder.name)["prefix"].lower()
+    matches = ((p, _SCENE_RE.match(p.name)) for p in _subdirs(folder.parent))
+    return [SceneFolder(p, 1, "") for p, m in matches
+            if m and m["prefix"].lower() == prefix and m["count"].lower() == "one" and not m["big"]]
+
+
 def _family_named(path: Path) -> str | None:
     """The family whose data_dir is called like ``path`` (``ComCo`` -> "comco"), else None."""
     return path.name.lower() if path.name.lower() in FAMILIES else None
@@ -180,8 +189,7 @@ def locate(folder: Path, family: str | None) -> tuple[list[SceneFolder], list[Sc
         raise DatasetError(f"official dataset folder {folder} does not exist; {LAYOUT_HELP}")
     own = parse_scene_folder(folder)
     if own is not None:
-        siblings = [s for s in _scene_folders(folder.parent) if s.n_objects == 1]
-        vocab = [own] if own.n_objects == 1 else siblings
+        vocab = [own] if own.n_objects == 1 else _single_siblings(folder)
         return [own], vocab, family or _family_named(folder.parent)
     data_dir, family = _data_dir(folder, family)
     scenes = _scene_folders(data_dir)
@@ -210,21 +218,17 @@ def _readings(tokens: list[str], vocab: set[str], start: int = 0) -> Iterator[li
 def split_name(path: Path, n: int, vocab: set[str]) -> list[str]:
     """Class names of a multi-object file, in name (slot) order; see the module docstring for the rule."""
     tokens = path.stem.split("_")
-    if not vocab:
-        readings = [tokens]
-    else:
-        readings = list(_readings(tokens, vocab))
-        if not readings:
-            raise DatasetError(
-                f"cannot read file name {path}: {path.stem!r} is not a '_'-joined list of known classes "
-                f"(the {len(vocab)} single-object file names); {LAYOUT_HELP}"
-            )
-    for names in readings:
+    first = None
+    for names in _readings(tokens, vocab) if vocab else iter([tokens]):
         if len(names) == n:
             return names
-    raise DatasetError(
-        f"file {path}: its folder says {n} objects but the name holds {len(readings[0])} ({readings[0]}); {LAYOUT_HELP}"
-    )
+        first = first or names
+    if first is None:
+        raise DatasetError(
+            f"cannot read file name {path}: {path.stem!r} is not a '_'-joined list of known classes "
+            f"(the {len(vocab)} single-object file names); {LAYOUT_HELP}"
+        )
+    raise DatasetError(f"file {path}: its folder says {n} objects but the name holds {len(first)} ({first}); {LAYOUT_HELP}")
 
 
 def _display(name: str) -> str:

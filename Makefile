@@ -1,0 +1,39 @@
+# clipscope: `make book` builds the whole book (default profile); `make test` runs every test.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PROFILE ?= default
+STAMP := $(VENV)/.clipscope-installed
+
+.PHONY: setup book smoke test unit nbval benchmark clean
+
+setup: $(STAMP)
+
+# A venv with the pinned stack, the package editable and the `clipscope` kernel for papermill.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[book,test]'
+	$(PY) -m ipykernel install --sys-prefix --name clipscope --display-name "Python (clipscope)" >/dev/null
+	touch $@
+
+book: setup
+	$(PY) -m clipscope_utils.book build --profile $(PROFILE)
+
+smoke: setup
+	$(PY) -m clipscope_utils.book build --profile smoke
+
+unit: setup
+	$(PY) -m pytest -q tests
+
+# Notebook regression: re-run the smoke-executed notebooks and compare the checked outputs.
+nbval: smoke
+	$(PY) -m pytest -q -p no:cacheprovider --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg book/executed/*.ipynb
+
+test: unit nbval
+
+benchmark: setup
+	$(PY) benchmarks/generation.py
+
+clean:
+	rm -rf _build book/executed .cache/book-build

@@ -1,0 +1,49 @@
+"""``python -m clipscope_utils.book build --profile default [--set dataset.images=200] [--only dataset]``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from ..paths import project_root
+from .profiles import ParameterError, available_profiles
+from .runner import PROFILES, BuildError, build
+from .widgets import WidgetJsError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m clipscope_utils.book", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    b = sub.add_parser("build", help="execute the notebooks under a profile and build the HTML")
+    b.add_argument("--profile", default="default", help="profile name (profiles/<name>.yml)")
+    b.add_argument("--set", dest="overrides", action="append", default=[], metavar="NOTEBOOK.PARAM=VALUE",
+                   help="override one parameter (value read as YAML); repeatable")
+    b.add_argument("--only", nargs="+", help="execute only these notebooks")
+    b.add_argument("--no-html", action="store_true", help="execute notebooks but do not build the HTML")
+    b.add_argument("--force", action="store_true", help="re-execute even unchanged notebooks")
+    b.add_argument("--root", type=Path, default=None, help="project folder (default: found from cwd)")
+    sub.add_parser("profiles", help="list the profiles")
+    args = parser.parse_args(argv)
+
+    root = args.root if getattr(args, "root", None) else project_root()
+    if root is None:
+        print("error: run this inside the clipscope project (no _toc.yml found above the current folder)", file=sys.stderr)
+        return 2
+    if args.command == "profiles":
+        print("\n".join(available_profiles(root / PROFILES)))
+        return 0
+    start = time.perf_counter()
+    try:
+        results = build(root, args.profile, args.overrides, only=args.only, html=not args.no_html, force=args.force)
+    except (ParameterError, BuildError, WidgetJsError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    ran = sum(r.status == "executed" for r in results)
+    print(f"build succeeded in {time.perf_counter() - start:.1f} s: {ran} executed, {len(results) - ran} skipped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

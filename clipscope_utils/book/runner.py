@@ -1,0 +1,243 @@
+"""Execute the book's notebooks with papermill under a profile, then build the HTML offline.
+
+Source notebooks live in ``notebooks/<name>.ipynb``; ``_toc.yml`` names their executed copies as
+``book/executed/<name>``, which is where the runner writes them and where Jupyter Book reads them
+(Jupyter Book itself never executes anything). A notebook is re-executed only when its fingerprint —
+source, parameters, package code, ``data/`` and key package versions — changed since its last
+successful run. A failure stops the build, names the notebook, cell and error, and leaves the last
+good executed copy and the last good HTML in place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import yaml
+
+from .profiles import Profile, load_profile
+from .provenance import package_versions, record, stamp
+
+KERNEL_NAME = "clipscope"
+EXECUTED = Path("book") / "executed"
+SOURCES = Path("notebooks")
+STATE = EXECUTED / ".state"
+FAILED = Path("_build") / "failed"
+STAGING = Path(".cache") / "book-build"
+PROFILES = Path("profiles")
+FINGERPRINT_PACKAGES = ("torch", "open_clip_torch", "numpy", "pandas", "pillow", "papermill")
+
+
+class BuildError(RuntimeError):
+    """The build stopped; the message says where and why."""
+
+
+@dataclass
+class NotebookResult:
+    name: str
+    status: str  # "executed" | "skipped"
+    wall_s: float
+
+
+def toc_notebooks(root: Path) -> list[str]:
+    """Names of the notebooks the book shows, in ``_toc.yml`` order (entries under book/executed/)."""
+    toc_path = root / "_toc.yml"
+    if not toc_path.is_file():
+        raise BuildError(f"{toc_path} is missing")
+    toc = yaml.safe_load(toc_path.read_text()) or {}
+    files: list[str] = []
+
+    def walk(node) -> None:
+        if isinstance(node, dict):
+            if "file" in node:
+                files.append(str(node["file"]))
+            for value in node.values():
+                if isinstance(value, (list, dict)):
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(toc)
+    prefix = EXECUTED.as_posix() + "/"
+    names = [Path(f[len(prefix):]).with_suffix("").as_posix() for f in files if f.startswith(prefix)]
+    missing = [n for n in names if not (root / SOURCES / f"{n}.ipynb").is_file()]
+    if missing:
+        raise BuildError(f"_toc.yml lists {missing} but notebooks/{{name}}.ipynb does not exist for them")
+    return names
+
+
+def _hash_files(paths: list[Path], root: Path) -> str:
+    h = hashlib.sha256()
+    for p in sorted(paths):
+        h.update(p.relative_to(root).as_posix().encode())
+        h.update(hashlib.sha256(p.read_bytes()).digest())
+    return h.hexdigest()
+
+
+def fingerprint(root: Path, name: str, profile: str, params: dict) -> str:
+    """Hash of everything a notebook's output depends on (its code, parameters and inputs)."""
+    code = [p for p in (root / "clipscope_utils").rglob("*") if p.is_file() and p.suffix in {".py", ".json", ".csv", ".yml"}]
+    data = [p for p in (root / "data").rglob("*") if p.is_file()] if (root / "data").is_dir() else []
+    payload = {
+        "notebook": hashlib.sha256((root / SOURCES / f"{name}.ipynb").read_bytes()).hexdigest(),
+        "profile": profile,
+        "params": params,
+        "code": _hash_files(code, root),
+        "data": _hash_files(data, root),
+        "versions": package_versions(FINGERPRINT_PACKAGES),
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _state_path(root: Path, name: str) -> Path:
+    return root / STATE / f"{name}.json"
+
+
+def is_current(root: Path, name: str, fp: str) -> bool:
+    """True when the executed copy exists and came from exactly this fingerprint."""
+    state = _state_path(root, name)
+    if not (root / EXECUTED / f"{name}.ipynb").is_file() or not state.is_file():
+        return False
+    try:
+        return json.loads(state.read_text()).get("fingerprint") == fp
+    except json.JSONDecodeError:
+        return False
+
+
+def kernel_available(name: str = KERNEL_NAME) -> bool:
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    return name in KernelSpecManager().find_kernel_specs()
+
+
+def _describe_failure(name: str, err: Exception) -> str:
+    """``notebook 'x', cell N: ErrorName: message`` from papermill's execution error."""
+    from papermill.exceptions import PapermillExecutionError
+
+    if isinstance(err, PapermillExecutionError):
+        first = (err.source or "").strip().splitlines()
+        code = f" (`{first[0][:80]}`…)" if first else ""
+        return f"notebook {name!r} failed in cell {err.cell_index}{code}: {err.ename}: {err.evalue}"
+    return f"notebook {name!r} failed: {type(err).__name__}: {err}"
+
+
+def execute_notebook(root: Path, name: str, profile: Profile, log: Callable[[str], None] = print) -> float:
+    """Run one notebook with papermill; on success atomically replace its executed copy.
+
+    Returns the wall time. On failure the partial output goes to ``_build/failed/<name>.ipynb`` and a
+    BuildError names the notebook, the cell and the error; the previous executed copy stays.
+    """
+    import nbformat
+    import papermill as pm
+
+    src = root / SOURCES / f"{name}.ipynb"
+    out = root / EXECUTED / f"{name}.ipynb"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{name}.running.ipynb")
+    params = profile.params[name]
+    start = time.perf_counter()
+    try:
+        pm.execute_notebook(
+            str(src), str(tmp), parameters=params, kernel_name=KERNEL_NAME, cwd=str(root),
+            progress_bar=False, log_output=False, request_save_on_cell_execute=False,
+        )
+    except Exception as err:  # papermill raises for a failing cell; anything else is also a failure
+        failed = root / FAILED / f"{name}.ipynb"
+        failed.parent.mkdir(parents=True, exist_ok=True)
+        if tmp.exists():
+            os.replace(tmp, failed)
+        raise BuildError(f"{_describe_failure(name, err)}\n  (partial output saved in {failed.relative_to(root)})") from None
+    wall = time.perf_counter() - start
+    nb = nbformat.read(tmp, as_version=4)
+    stamp(nb, record(root, profile.name, params, wall))
+    nbformat.write(nb, tmp)
+    os.replace(tmp, out)
+    return wall
+
+
+def build_html(root: Path, log: Callable[[str], None] = print) -> Path:
+    """``jupyter-book build`` into a staging folder; swap it into ``_build/html`` only on success."""
+    staging = root / STAGING
+    cmd = [sys.executable, "-m", "jupyter_book", "build", str(root), "--path-output", str(staging), "--warningiserror", "--keep-going"]
+    jb = shutil.which("jupyter-book", path=str(Path(sys.executable).parent))
+    if jb:
+        cmd[:3] = [jb]
+    done = subprocess.run(cmd, cwd=root, capture_output=True, text=True)
+    if done.returncode != 0:
+        tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-25:])
+        raise BuildError(f"jupyter-book build failed (exit {done.returncode}); the previous HTML is kept.\n{tail}")
+    built = staging / "_build" / "html"
+    final = root / "_build" / "html"
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fresh = final.with_name("html.new")
+    shutil.rmtree(fresh, ignore_errors=True)
+    shutil.copytree(built, fresh)
+    old = final.with_name("html.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        os.replace(final, old)
+    os.replace(fresh, final)
+    shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def build(
+    root: Path,
+    profile_name: str,
+    overrides: list[str] | tuple[str, ...] = (),
+    only: list[str] | None = None,
+    html: bool = True,
+    force: bool = False,
+    log: Callable[[str], None] = print,
+) -> list[NotebookResult]:
+    """Validate everything, execute stale notebooks in toc order, then build the HTML.
+
+    All checks (profile, parameters, kernel, widget JS) happen before the first notebook runs.
+    """
+    from .widgets import ensure_widget_js
+
+    root = Path(root).resolve()
+    names = toc_notebooks(root)
+    profile = load_profile(root / PROFILES, profile_name, names, overrides)
+    if only:
+        unknown = [n for n in only if n not in names]
+        if unknown:
+            raise BuildError(f"--only names unknown notebooks {unknown}; notebooks of the book: {names}")
+    if not kernel_available():
+        raise BuildError(
+            f"Jupyter kernel {KERNEL_NAME!r} is not registered; run `make setup` "
+            f"(or `python -m ipykernel install --sys-prefix --name {KERNEL_NAME}`)"
+        )
+    if html and ensure_widget_js(root):
+        log("fetched the widget JavaScript into book/_static/vendor")
+
+    results = []
+    selected = [n for n in names if not only or n in only]
+    log(f"profile {profile.name!r}: {len(selected)} notebook(s)")
+    for i, name in enumerate(selected, 1):
+        fp = fingerprint(root, name, profile.name, profile.params[name])
+        if not force and is_current(root, name, fp):
+            log(f"[{i}/{len(selected)}] {name}: unchanged, skipped")
+            results.append(NotebookResult(name, "skipped", 0.0))
+            continue
+        log(f"[{i}/{len(selected)}] {name}: executing ...")
+        wall = execute_notebook(root, name, profile, log)
+        state = _state_path(root, name)
+        state.parent.mkdir(parents=True, exist_ok=True)
+        state.write_text(json.dumps({"fingerprint": fp, "profile": profile.name, "wall_s": round(wall, 1)}))
+        log(f"[{i}/{len(selected)}] {name}: done in {wall:.1f} s")
+        results.append(NotebookResult(name, "executed", wall))
+    if html:
+        start = time.perf_counter()
+        out = build_html(root, log)
+        log(f"HTML built in {time.perf_counter() - start:.1f} s: {out / 'index.html'}")
+    return results

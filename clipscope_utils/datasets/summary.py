@@ -1,0 +1,132 @@
+"""What a dataset contains: counts, object sizes and positions, caption order — tables and figures.
+
+Used by the ``dataset`` chapter for generated scenes and, unchanged, for the authors' released
+folders and COCO (paper A, appendix 7.9: where does the largest object come in a caption?).
+"""
+
+from __future__ import annotations
+
+import io
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from PIL import Image, ImageDraw
+
+from ..stats import rate_table
+from .tables import SceneSet
+
+
+def counts(ds: SceneSet) -> pd.DataFrame:
+    """Images and objects per kind and object count."""
+    objs = ds.objects.groupby("image_id").size().rename("objects")
+    frame = ds.images.join(objs, on="image_id")
+    out = frame.groupby(["kind", "n_objects"], sort=True).agg(images=("image_id", "size"), objects=("objects", "sum"))
+    return out.reset_index()
+
+
+def object_sizes(ds: SceneSet) -> pd.DataFrame:
+    """Per multi-object scene object: its role (large / small), area in px and share of the image."""
+    multi = ds.multi()
+    obj = multi.objects.merge(multi.images[["image_id", "n_objects", "width", "height"]], on="image_id")
+    obj = obj.assign(
+        role=np.where(obj.is_large.astype(bool), "large", "small"),
+        area_share=obj.area_px / (obj.width * obj.height),
+        cx=(obj.x0 + obj.x1) / 2 / obj.width,
+        cy=(obj.y0 + obj.y1) / 2 / obj.height,
+    )
+    return obj[["image_id", "n_objects", "class_name", "role", "area_px", "area_share", "cx", "cy", "caption_position"]]
+
+
+def largest_position(ds: SceneSet, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """Share of captions that mention the largest object at each position, per object count.
+
+    The analysis of paper A's Fig. 4b / appendix 7.9 (there on LAION and COCO captions), with n and a
+    bootstrap 95 % interval per cell. Only scenes whose largest object is mentioned count.
+    """
+    multi = ds.multi()
+    big = multi.objects[(multi.objects.size_rank == 1) & (multi.objects.caption_position > 0)]
+    big = big.merge(multi.images[["image_id", "n_objects"]], on="image_id")
+    big = big.drop_duplicates("image_id")
+    tables = []
+    for n, group in big.groupby("n_objects"):
+        for pos in range(1, int(n) + 1):
+            t = rate_table(group.assign(hit=group.caption_position == pos, position=pos), ["n_objects", "position"], "hit",
+                           n_boot=n_boot, seed=seed)
+            tables.append(t)
+    if not tables:
+        return pd.DataFrame(columns=["n_objects", "position", "n", "rate", "ci_low", "ci_high"])
+    return pd.concat(tables, ignore_index=True).rename(columns={"rate": "share"})
+
+
+def sample_grid(ds: SceneSet, image_ids, columns: int = 6, caption_template: str | None = None) -> Image.Image:
+    """Images side by side in a grid (one row per ``columns`` images), for figures and widgets."""
+    ids = list(image_ids)
+    if not ids:
+        raise ValueError("no images to show")
+    first = ds.image(ids[0])
+    w, h = first.size
+    rows = -(-len(ids) // columns)
+    pad = 4
+    grid = Image.new("RGB", (columns * (w + pad) + pad, rows * (h + pad) + pad), (40, 40, 40))
+    for k, image_id in enumerate(ids):
+        r, c = divmod(k, columns)
+        grid.paste(ds.image(image_id), (pad + c * (w + pad), pad + r * (h + pad)))
+    return grid
+
+
+def png_bytes(im: Image.Image, scale: int = 1) -> bytes:
+    if scale != 1:
+        im = im.resize((im.width * scale, im.height * scale), Image.Resampling.NEAREST)
+    buf = io.BytesIO()
+    im.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def pick(ds: SceneSet, n_objects: int, k: int, seed: int = 0) -> list[str]:
+    """``k`` image ids with ``n_objects`` objects, chosen reproducibly."""
+    ids = ds.images.image_id[(ds.images.kind == "multi") & (ds.images.n_objects == n_objects)].to_numpy()
+    rng = np.random.default_rng(seed)
+    return sorted(rng.choice(ids, size=min(k, len(ids)), replace=False).tolist())
+
+
+def outline(ds: SceneSet, image_id: str) -> Image.Image:
+    """The image with each object's box drawn (red = large), to check the metadata by eye."""
+    im = ds.image(image_id).copy()
+    draw = ImageDraw.Draw(im)
+    for row in ds.objects[ds.objects.image_id == image_id].itertuples():
+        if np.isnan(row.x0):
+            continue
+        draw.rectangle([row.x0, row.y0, row.x1 - 1, row.y1 - 1], outline=(220, 0, 0) if row.is_large else (0, 90, 220))
+    return im
+
+
+def plot_sizes_positions(sizes: pd.DataFrame, title: str = "") -> plt.Figure:
+    """Area share by role and object count (left) and where objects sit (right)."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    sns.boxplot(data=sizes, x="n_objects", y="area_share", hue="role", ax=axes[0])
+    axes[0].set(xlabel="objects in the scene", ylabel="object area / image area", title="object sizes")
+    sns.scatterplot(data=sizes, x="cx", y="cy", hue="role", alpha=0.3, s=12, ax=axes[1])
+    axes[1].set(xlim=(0, 1), ylim=(1, 0), xlabel="centre x (fraction)", ylabel="centre y (fraction)", title="object positions")
+    axes[1].set_aspect("equal")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_largest_position(table: pd.DataFrame, title: str = "") -> plt.Figure:
+    """Where the largest object is mentioned, per object count, with 95 % intervals."""
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    colors = sns.color_palette("viridis", n_colors=max(1, table.n_objects.nunique()))
+    for k, (n, g) in enumerate(table.groupby("n_objects")):
+        x = g.position + (k - table.n_objects.nunique() / 2) * 0.06
+        ax.errorbar(x, g.share, yerr=[g.share - g.ci_low, g.ci_high - g.share], marker="o", capsize=3,
+                    color=colors[k], label=f"{n} objects")
+    ax.set(xlabel="position in the caption", ylabel="share of captions", ylim=(-0.02, 1.02),
+           title=title or "position of the largest object")
+    ax.set_xticks(sorted(table.position.unique()))
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
