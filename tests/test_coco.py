@@ -7,13 +7,14 @@ import math
 import shutil
 from pathlib import Path
 
+import pandas.testing as pdt
 import pytest
 from PIL import Image
 
 from clipscope_utils.datasets.coco import (
     MentionFinder, load_coco, load_synonyms, mention_terms, plurals,
 )
-from clipscope_utils.datasets.tables import CAPTION_COLUMNS, IMAGE_COLUMNS, OBJECT_COLUMNS, DatasetError
+from clipscope_utils.datasets.tables import CAPTION_COLUMNS, IMAGE_COLUMNS, OBJECT_COLUMNS, DatasetError, SceneSet
 
 # The 80 COCO 2017 categories with their official ids.
 COCO_CATEGORIES = dict(enumerate([
@@ -105,6 +106,15 @@ def test_tables_have_exactly_the_documented_columns(coco: Path) -> None:
     assert ds.classes == list(COCO_CATEGORIES.values())
 
 
+def test_tables_survive_save_and_load(coco: Path, tmp_path: Path) -> None:
+    ds = load_coco(coco)
+    (tmp_path / "saved").mkdir()
+    ds.save_tables(tmp_path / "saved")
+    back = SceneSet.load(tmp_path / "saved")
+    for name in ("images", "objects", "captions"):
+        pdt.assert_frame_equal(getattr(ds, name), getattr(back, name), check_dtype=False)
+
+
 def test_substrings_never_match() -> None:
     find = MentionFinder(mention_terms({3: "car", 57: "carrot", 17: "cat", 18: "dog", 58: "hot dog"}, {}))
     assert find("A scar in a cart full of carrots, a catch") == [57]
@@ -132,7 +142,7 @@ def test_default_synonym_table_is_unambiguous_over_coco() -> None:
 
 def test_kept_images_and_order_of_mention(coco: Path) -> None:
     ds = load_coco(coco)
-    # 103 mentions only "dog"? no: "hot dog" is not a dog and "catch" is not a cat -> 0 mentions, dropped
+    # 103 is dropped: "hot dog" is not a dog and "catch" is not a cat, so no caption mentions two
     assert ds.images.image_id.tolist() == ["101", "102", "104", "105", "106"]
     # 101: first caption mentions person ("man") then carrot; "cart" / "scar" are not cars
     objs = objects_of(ds, 101)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import pandas.testing as pdt
 import pytest
 from PIL import Image
 
 from clipscope_utils.datasets.official import big_position, load_official, slots_of
-from clipscope_utils.datasets.tables import CAPTION_COLUMNS, IMAGE_COLUMNS, OBJECT_COLUMNS, DatasetError
+from clipscope_utils.datasets.tables import CAPTION_COLUMNS, IMAGE_COLUMNS, OBJECT_COLUMNS, DatasetError, SceneSet
 
 COMCO = {
     "CoCo-OneObject": ["cat", "dog", "cow", "traffic light", "hot_dog", "cell phone"],
@@ -90,6 +91,15 @@ def test_round_trip_of_names_order_large_slot_and_counts(snapshot: Path) -> None
 
     assert ds.multi(4).images.large_slot.tolist() == ["Middle", "UL"]
     assert len(ds.multi(5).images) == 1 and len(ds.multi(2).images) == 1
+
+
+def test_tables_survive_save_and_load(snapshot: Path, tmp_path: Path) -> None:
+    ds = load_official(snapshot / "ComCo")
+    ds.save_tables(tmp_path)
+    back = SceneSet.load(tmp_path)
+    for name in ("images", "objects", "captions"):
+        pdt.assert_frame_equal(getattr(ds, name), getattr(back, name), check_dtype=False)
+    assert back.classes == ds.classes
 
 
 def test_single_object_images(snapshot: Path) -> None:

@@ -78,7 +78,9 @@ def coco_files(root: str | Path | None, split: str, captions_file: str | Path | 
         if explicit is not None:
             return Path(explicit)
         if root is None:
-            raise DatasetError(f"pass root (the COCO folder) or captions_file, instances_file and images_dir; {LAYOUT_HELP}")
+            raise DatasetError(
+                f"pass root (the COCO folder) or captions_file, instances_file and images_dir; {LAYOUT_HELP}"
+            )
         return Path(root) / default
 
     files = CocoFiles(
@@ -130,7 +132,8 @@ def load_synonyms(synonyms: Mapping[str, list[str]] | str | Path | None = None) 
     if not isinstance(synonyms, Mapping):
         raise DatasetError("synonyms must map a category name to a list of words")
     table = {k: v for k, v in synonyms.items() if not str(k).startswith("_")}
-    bad = [k for k, v in table.items() if not isinstance(v, list) or not all(isinstance(w, str) and w.strip() for w in v)]
+    bad = [k for k, v in table.items()
+           if not isinstance(v, list) or not all(isinstance(w, str) and w.strip() for w in v)]
     if bad:
         raise DatasetError(f"synonyms of {bad} must be lists of non-empty words")
     return table

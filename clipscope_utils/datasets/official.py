@@ -30,8 +30,12 @@ Rules chosen here (each is also what the functions below implement):
   can be tied to the layout: always for the large object, and for every object of a four-object
   scene whose large object is in a corner (the 2x2 grid ``UL, UR, BL, BR``). Elsewhere the slot is
   the name position as a string (``"0"``, ``"1"``, ...). :data:`SLOT_NAMES` spells the codes out.
+  Single-object images have slot ``""``, ``is_large`` False and ``size_rank`` 1, as generated ones.
+* **Ids.** ``image_id`` is ``<scene folder>/<file stem>``, the same whichever level was given;
+  ``class_id`` indexes the sorted class list.
 * **Captions.** One caption per image, template ``"and"``: paper A's form "a X and a Y and a Z" in
-  file-name order (``_`` in a class name is read as a space in the text).
+  file-name order, built by :func:`captions.caption` like the generated captions (so "an apple");
+  ``_`` in a class name is read as a space in the text; ``caption_position`` = name position + 1.
 * **Sizes.** Images are 512x512 by the release's description; ``verify_images=True`` opens every
   file, records its real size and turns a corrupt file into a DatasetError naming it.
 """
@@ -59,7 +63,8 @@ GRID_2X2 = ("UL", "UR", "BL", "BR")
 LAYOUT_HELP = (
     "expected the layout of Hugging Face clip-oscope/simco-comco: <snapshot>/ComCo|SimCo/<scene folder>/"
     "<class1>_<class2>_..._<classN>.png with scene folders named <Prefix>-<Count>Object[-<Slot>Big], "
-    f"e.g. CoCo-OneObject, CoCo-ThreeObject-BRBig, CoCo-FourObject-Middle-Big; counts {[w.title() for w in COUNT_WORDS]}, "
+    "e.g. CoCo-OneObject, CoCo-ThreeObject-BRBig, CoCo-FourObject-Middle-Big; "
+    f"counts {[w.title() for w in COUNT_WORDS]}, "
     f"slots {list(SLOT_NAMES)}"
 )
 
@@ -104,7 +109,7 @@ def parse_scene_folder(path: Path) -> SceneFolder | None:
 
 
 def _slot_code(path: Path, text: str) -> str:
-    """``"BRBig"`` -> ``"BR"``, ``"Middle-Big"`` -> ``"Middle"`` (matched case-insensitively, spelled as in SLOT_NAMES)."""
+    """``"BRBig"`` -> ``"BR"``, ``"Middle-Big"`` -> ``"Middle"`` (any case; spelled as in SLOT_NAMES)."""
     m = _BIG_RE.match(text)
     codes = {c.lower(): c for c in SLOT_NAMES}
     if m is None or m["code"].lower() not in codes:
@@ -172,7 +177,8 @@ def _data_dir(root: Path, family: str | None) -> tuple[Path, str | None]:
         return root, family or named
     if family is None:
         if len(found) > 1:
-            raise DatasetError(f"{root} holds both {sorted(FAMILIES[k] for k in found)}; pass family='comco' or 'simco'")
+            both = sorted(FAMILIES[k] for k in found)
+            raise DatasetError(f"{root} holds both {both}; pass family='comco' or 'simco'")
         family = next(iter(found))
     if family not in found:
         raise DatasetError(f"{root} has no {FAMILIES[family]}/ folder (found {sorted(p.name for p in found.values())})")
@@ -200,7 +206,8 @@ def locate(folder: Path, family: str | None) -> tuple[list[SceneFolder], list[Sc
 
 # -- reading names --------------------------------------------------------------------------------
 def _pngs(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() == ".png" and not p.name.startswith("."))
+    return sorted(p for p in folder.iterdir()
+                  if p.is_file() and p.suffix.lower() == ".png" and not p.name.startswith("."))
 
 
 def _readings(tokens: list[str], vocab: set[str], start: int = 0) -> Iterator[list[str]]:
@@ -228,7 +235,9 @@ def split_name(path: Path, n: int, vocab: set[str]) -> list[str]:
             f"cannot read file name {path}: {path.stem!r} is not a '_'-joined list of known classes "
             f"(the {len(vocab)} single-object file names); {LAYOUT_HELP}"
         )
-    raise DatasetError(f"file {path}: its folder says {n} objects but the name holds {len(first)} ({first}); {LAYOUT_HELP}")
+    raise DatasetError(
+        f"file {path}: its folder says {n} objects but the name holds {len(first)} ({first}); {LAYOUT_HELP}"
+    )
 
 
 def _display(name: str) -> str:

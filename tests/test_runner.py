@@ -1,0 +1,135 @@
+"""The runner on a tiny project: execution, skip logic, provenance, failure reporting, bad input."""
+
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+from clipscope_utils.book import runner
+from clipscope_utils.book.__main__ import main as cli
+from clipscope_utils.book.profiles import ParameterError
+from clipscope_utils.book.runner import BuildError, build, fingerprint, toc_notebooks
+
+pytestmark = pytest.mark.skipif(not runner.kernel_available(), reason="kernel 'clipscope' not registered (make setup)")
+
+
+def notebook(*sources: str) -> nbformat.NotebookNode:
+    cells = [nbformat.v4.new_markdown_cell("# Title")]
+    cells.append(nbformat.v4.new_code_cell(sources[0], metadata={"tags": ["parameters"]}))
+    cells += [nbformat.v4.new_code_cell(s) for s in sources[1:]]
+    nb = nbformat.v4.new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {"name": "clipscope", "display_name": "clipscope", "language": "python"}
+    return nb
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    (tmp_path / "clipscope_utils").mkdir()
+    (tmp_path / "clipscope_utils" / "code.py").write_text("X = 1\n")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "input.csv").write_text("a\n1\n")
+    (tmp_path / "notebooks").mkdir()
+    nbformat.write(notebook("n = 1", "print('n squared', n * n)"), tmp_path / "notebooks" / "good.ipynb")
+    nbformat.write(notebook("n = 1", "x = n + 1", "raise ValueError(f'boom {x}')"), tmp_path / "notebooks" / "bad.ipynb")
+    (tmp_path / "_toc.yml").write_text(yaml.safe_dump({
+        "format": "jb-book", "root": "intro",
+        "chapters": [{"file": "book/executed/good"}, {"file": "book/executed/bad"}],
+    }))
+    (tmp_path / "profiles").mkdir()
+    spec = {"n": {"type": "int", "min": 1, "max": 10}}
+    (tmp_path / "profiles" / "parameters.yml").write_text(yaml.safe_dump({"good": spec, "bad": spec}))
+    (tmp_path / "profiles" / "smoke.yml").write_text(yaml.safe_dump({"notebooks": {"good": {"n": 2}, "bad": {"n": 3}}}))
+    return tmp_path
+
+
+def executed(project: Path, name: str) -> nbformat.NotebookNode:
+    return nbformat.read(project / "book" / "executed" / f"{name}.ipynb", as_version=4)
+
+
+def outputs(nb: nbformat.NotebookNode) -> str:
+    return "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+
+
+def test_toc_order_and_mapping(project: Path) -> None:
+    assert toc_notebooks(project) == ["good", "bad"]
+
+
+def test_executes_then_skips_then_reexecutes_on_change(project: Path) -> None:
+    logs: list[str] = []
+    first = build(project, "smoke", only=["good"], html=False, log=logs.append)
+    assert [(r.name, r.status) for r in first] == [("good", "executed")]
+    assert "n squared 4" in outputs(executed(project, "good"))
+    assert any(line.startswith("[1/1] good: done in") for line in logs)
+
+    again = build(project, "smoke", only=["good"], html=False, log=logs.append)
+    assert [r.status for r in again] == ["skipped"]
+    assert logs[-1] == "[1/1] good: unchanged, skipped"
+
+    changed = build(project, "smoke", ["good.n=3"], only=["good"], html=False, log=logs.append)
+    assert [r.status for r in changed] == ["executed"]
+    assert "n squared 9" in outputs(executed(project, "good"))
+
+
+def test_provenance_block_under_the_title(project: Path) -> None:
+    build(project, "smoke", only=["good"], html=False, log=lambda _: None)
+    nb = executed(project, "good")
+    assert nb.cells[0].source == "# Title"
+    block = nb.cells[1]
+    assert "clipscope-provenance" in block.metadata["tags"]
+    for text in ("profile **smoke**", "| `n` | `2` |", "Versions:", "CPU", " s."):
+        assert text in block.source
+    rec = nb.metadata["clipscope"]
+    assert rec["parameters"] == {"n": 2} and rec["profile"] == "smoke" and rec["wall_time_s"] > 0
+
+
+@pytest.mark.parametrize("change", ["code", "data", "source"])
+def test_fingerprint_follows_code_data_and_source(project: Path, change: str) -> None:
+    before = fingerprint(project, "good", "smoke", {"n": 2})
+    assert fingerprint(project, "good", "smoke", {"n": 2}) == before
+    target = {"code": "clipscope_utils/code.py", "data": "data/input.csv", "source": "notebooks/good.ipynb"}[change]
+    with open(project / target, "a") as f:
+        f.write("\n")
+    assert fingerprint(project, "good", "smoke", {"n": 2}) != before
+
+
+def test_failure_names_notebook_cell_and_error_and_keeps_last_good_copy(project: Path) -> None:
+    # a good executed copy of "bad" from an earlier version of the notebook
+    nbformat.write(notebook("n = 1", "print('fine')"), project / "notebooks" / "bad.ipynb")
+    build(project, "smoke", only=["bad"], html=False, log=lambda _: None)
+    good_copy = (project / "book" / "executed" / "bad.ipynb").read_bytes()
+
+    nbformat.write(notebook("n = 1", "x = n + 1", "raise ValueError(f'boom {x}')"), project / "notebooks" / "bad.ipynb")
+    with pytest.raises(BuildError, match=r"notebook 'bad' failed in cell \d+ \(`raise ValueError.*`…\): ValueError: boom 4"):
+        build(project, "smoke", only=["bad"], html=False, log=lambda _: None)
+    assert (project / "book" / "executed" / "bad.ipynb").read_bytes() == good_copy
+    assert (project / "_build" / "failed" / "bad.ipynb").is_file()
+    # the failed run recorded nothing: the next build tries again rather than skipping
+    with pytest.raises(BuildError):
+        build(project, "smoke", only=["bad"], html=False, log=lambda _: None)
+
+
+def test_stops_at_first_failure(project: Path) -> None:
+    (project / "_toc.yml").write_text(yaml.safe_dump({"format": "jb-book", "root": "intro", "chapters": [
+        {"file": "book/executed/bad"}, {"file": "book/executed/good"}]}))
+    with pytest.raises(BuildError, match="notebook 'bad'"):
+        build(project, "smoke", html=False, log=lambda _: None)
+    assert not (project / "book" / "executed" / "good.ipynb").exists()
+
+
+def test_bad_parameter_fails_before_any_notebook_runs(project: Path) -> None:
+    with pytest.raises(ParameterError, match=r"notebook 'good', parameter 'n': 11 is above the maximum"):
+        build(project, "smoke", ["good.n=11"], html=False, log=lambda _: None)
+    assert not (project / "book" / "executed").exists()
+
+
+def test_unknown_only_name(project: Path) -> None:
+    with pytest.raises(BuildError, match=r"--only names unknown notebooks \['nope'\]"):
+        build(project, "smoke", only=["nope"], html=False, log=lambda _: None)
+
+
+def test_cli_reports_errors_with_exit_code(project: Path, capsys) -> None:
+    assert cli(["build", "--root", str(project), "--profile", "huge", "--no-html"]) == 1
+    assert "unknown profile 'huge'; available: ['smoke']" in capsys.readouterr().err
+    assert cli(["build", "--root", str(project), "--profile", "smoke", "--only", "good", "--no-html"]) == 0
+    assert "build succeeded" in capsys.readouterr().out
