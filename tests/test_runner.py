@@ -79,6 +79,8 @@ def test_provenance_block_under_the_title(project: Path) -> None:
     assert "clipscope-provenance" in block.metadata["tags"]
     for text in ("profile **smoke**", "| `n` | `2` |", "Versions:", "CPU", " s."):
         assert text in block.source
+    params_cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    assert "remove-cell" in params_cell.metadata["tags"]  # the page shows the injected values only
     rec = nb.metadata["clipscope"]
     assert rec["parameters"] == {"n": 2} and rec["profile"] == "smoke" and rec["wall_time_s"] > 0
 

@@ -75,3 +75,8 @@ def stamp(nb: nbformat.NotebookNode, rec: dict) -> None:
     cell = nbformat.v4.new_markdown_cell(_markdown(rec), metadata={"tags": [CELL_TAG]})
     nb.cells.insert(1 if nb.cells and nb.cells[0].cell_type == "markdown" else 0, cell)
     nb.metadata["clipscope"] = rec
+    # the page shows the injected (effective) parameters; the notebook's own defaults would only confuse
+    for c in nb.cells:
+        tags = c.get("metadata", {}).get("tags", [])
+        if "parameters" in tags and "remove-cell" not in tags:
+            c.metadata["tags"] = [*tags, "remove-cell"]
