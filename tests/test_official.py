@@ -266,3 +266,12 @@ def test_scene_folders_without_images(tmp_path: Path) -> None:
     (tmp_path / "CoCo-TwoObject-BRBig").mkdir()
     with pytest.raises(DatasetError, match="no .png images"):
         load_official(tmp_path)
+
+
+def test_arrow_export_gets_a_clear_error(tmp_path: Path) -> None:
+    folder = tmp_path / "saved"
+    (folder / "train").mkdir(parents=True)
+    (folder / "dataset_dict.json").write_text('{"splits": ["train"]}')
+    (folder / "train" / "data-00000-of-00001.arrow").write_bytes(b"ARROW1")
+    with pytest.raises(DatasetError, match="Arrow files written by Hugging Face `datasets`.*snapshot_download"):
+        load_official(folder)

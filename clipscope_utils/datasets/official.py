@@ -268,6 +268,19 @@ def _vocabulary(folders: list[SceneFolder]) -> set[str]:
     return {p.stem for s in folders for p in _pngs(s.path)}
 
 
+def _refuse_arrow_export(root: Path) -> None:
+    """A ``datasets.save_to_disk`` folder holds Arrow tables, not the release's image folders: say how to get those."""
+    markers = ("dataset_dict.json", "state.json", "dataset_info.json")
+    if not root.is_dir():
+        return
+    if any((root / m).is_file() for m in markers) or any(root.glob("*.arrow")) or any(root.glob("*/*.arrow")):
+        raise DatasetError(
+            f"{root} holds Arrow files written by Hugging Face `datasets` (save_to_disk); clipscope reads the "
+            "release's image folders instead: huggingface_hub.snapshot_download(repo_id='clip-oscope/simco-comco', "
+            "repo_type='dataset', local_dir=DIR), then pass DIR (or DIR/ComCo)"
+        )
+
+
 def load_official(folder: str | Path, family: str | None = None, verify_images: bool = False) -> SceneSet:
     """Read the released ComCO / SimCO images (snapshot root, data_dir or one scene folder) as a SceneSet.
 
@@ -276,6 +289,7 @@ def load_official(folder: str | Path, family: str | None = None, verify_images: 
     here, naming the file, instead of in the middle of a probe.
     """
     root = Path(folder)
+    _refuse_arrow_export(root)
     scenes, vocab_folders, fam = locate(root, _family_key(family))
     vocab = _vocabulary(vocab_folders)
     parsed = [

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -314,10 +314,18 @@ def _single_scene(spec: SceneSpec, class_id: int, size_idx: int) -> _Scene:
     return _compose(spec, f"s{size_idx}-{class_id:03d}", "single", [name], [color], [box], 0, ["M"], "", rng)
 
 
-def _jobs(spec: SceneSpec) -> list[tuple]:
-    singles = [("single", c, s) for s in range(len(spec.single_fractions())) for c in range(len(spec.classes))]
-    multis = [("multi", n, i) for n in spec.objects for i in range(spec.images)]
-    return singles + multis
+def _jobs(spec: SceneSpec) -> Iterator[tuple]:
+    """Every image to render, singles first, lazily (the list would grow with the dataset)."""
+    for s in range(len(spec.single_fractions())):
+        for c in range(len(spec.classes)):
+            yield ("single", c, s)
+    for n in spec.objects:
+        for i in range(spec.images):
+            yield ("multi", n, i)
+
+
+def _n_jobs(spec: SceneSpec) -> int:
+    return len(spec.single_fractions()) * len(spec.classes) + len(spec.objects) * spec.images
 
 
 def render(spec: SceneSpec, job: tuple) -> _Scene:
@@ -344,8 +352,8 @@ def _warm_sprites(spec: SceneSpec) -> None:
 
 def _written(spec: SceneSpec, folder: Path, workers: int) -> Iterable[tuple]:
     """Rows of every image, in job order, rendering in ``workers`` processes."""
-    jobs = [(spec, j, folder) for j in _jobs(spec)]
-    if workers <= 1 or len(jobs) < 256:
+    jobs = ((spec, j, folder) for j in _jobs(spec))
+    if workers <= 1 or _n_jobs(spec) < 256:
         yield from map(_write_job, jobs)
         return
     _warm_sprites(spec)
@@ -354,14 +362,15 @@ def _written(spec: SceneSpec, folder: Path, workers: int) -> Iterable[tuple]:
 
 
 def generate(spec: SceneSpec, out: str | Path, workers: int | None = None, overwrite: bool = False,
-             progress: bool = True) -> SceneSet:
+             progress: bool = True, load: bool = True) -> SceneSet | Path:
     """Render ``spec`` to folder ``out`` (images/, masks/, images.csv, objects.csv, captions.csv, dataset.json).
 
-    The folder appears only once complete; memory stays flat (rows stream to the CSV files).
+    The folder appears only once complete; memory stays flat (rows stream to the CSV files). Returns
+    the loaded SceneSet, or just the folder with ``load=False`` (for very large datasets).
     """
     spec.validate()
     workers = workers if workers is not None else min(2, os.cpu_count() or 1)
-    total = len(_jobs(spec))
+    total = _n_jobs(spec)
     with atomic_folder(Path(out), overwrite=overwrite) as tmp:
         (tmp / "images").mkdir()
         (tmp / "masks").mkdir()
@@ -390,7 +399,7 @@ def generate(spec: SceneSpec, out: str | Path, workers: int | None = None, overw
             "classes": spec.classes,
         }
         (tmp / "dataset.json").write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
-    return SceneSet.load(out)
+    return SceneSet.load(out) if load else Path(out)
 
 
 def generate_cached(spec: SceneSpec, workers: int | None = None, progress: bool = True) -> SceneSet:
