@@ -135,3 +135,9 @@ def test_cli_reports_errors_with_exit_code(project: Path, capsys) -> None:
     assert "unknown profile 'huge'; available: ['smoke']" in capsys.readouterr().err
     assert cli(["build", "--root", str(project), "--profile", "smoke", "--only", "good", "--no-html"]) == 0
     assert "build succeeded" in capsys.readouterr().out
+
+
+def test_html_needs_every_notebook_executed(project: Path, monkeypatch) -> None:
+    monkeypatch.setattr("clipscope_utils.book.widgets.ensure_widget_js", lambda root: False)
+    with pytest.raises(BuildError, match=r"notebooks \['bad'\] have no executed copy yet"):
+        build(project, "smoke", only=["good"], html=True, log=lambda _: None)

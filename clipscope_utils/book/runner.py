@@ -130,7 +130,7 @@ def _describe_failure(name: str, err: Exception) -> str:
     return f"notebook {name!r} failed: {type(err).__name__}: {err}"
 
 
-def execute_notebook(root: Path, name: str, profile: Profile, log: Callable[[str], None] = print) -> float:
+def execute_notebook(root: Path, name: str, profile: Profile) -> float:
     """Run one notebook with papermill; on success atomically replace its executed copy.
 
     Returns the wall time. On failure the partial output goes to ``_build/failed/<name>.ipynb`` and a
@@ -164,8 +164,11 @@ def execute_notebook(root: Path, name: str, profile: Profile, log: Callable[[str
     return wall
 
 
-def build_html(root: Path, log: Callable[[str], None] = print) -> Path:
+def build_html(root: Path, names: list[str]) -> Path:
     """``jupyter-book build`` into a staging folder; swap it into ``_build/html`` only on success."""
+    unexecuted = [n for n in names if not (root / EXECUTED / f"{n}.ipynb").is_file()]
+    if unexecuted:
+        raise BuildError(f"notebooks {unexecuted} have no executed copy yet: build without --only (or use --no-html)")
     staging = root / STAGING
     cmd = [sys.executable, "-m", "jupyter_book", "build", str(root), "--path-output", str(staging), "--warningiserror", "--keep-going"]
     jb = shutil.which("jupyter-book", path=str(Path(sys.executable).parent))
@@ -230,14 +233,16 @@ def build(
             results.append(NotebookResult(name, "skipped", 0.0))
             continue
         log(f"[{i}/{len(selected)}] {name}: executing ...")
-        wall = execute_notebook(root, name, profile, log)
+        wall = execute_notebook(root, name, profile)
         state = _state_path(root, name)
         state.parent.mkdir(parents=True, exist_ok=True)
-        state.write_text(json.dumps({"fingerprint": fp, "profile": profile.name, "wall_s": round(wall, 1)}))
+        tmp = state.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"fingerprint": fp, "profile": profile.name, "wall_s": round(wall, 1)}))
+        os.replace(tmp, state)
         log(f"[{i}/{len(selected)}] {name}: done in {wall:.1f} s")
         results.append(NotebookResult(name, "executed", wall))
     if html:
         start = time.perf_counter()
-        out = build_html(root, log)
+        out = build_html(root, names)
         log(f"HTML built in {time.perf_counter() - start:.1f} s: {out / 'index.html'}")
     return results
