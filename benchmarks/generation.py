@@ -21,14 +21,14 @@ CHILD = r"""
 import json, resource, sys, tempfile, time
 from pathlib import Path
 from clipscope_utils.datasets import SceneSpec, generate
-from clipscope_utils.datasets.scenes import _n_jobs
+from clipscope_utils.datasets.scenes import count_images
 cfg = json.loads(sys.argv[1])
 spec = SceneSpec(family=cfg["family"], objects=(2, 3, 4, 5), images=cfg["images"], image_size=cfg["size"])
 with tempfile.TemporaryDirectory() as tmp:
     t = time.perf_counter()
     generate(spec, Path(tmp) / "ds", workers=cfg["workers"], progress=False, load=False)
     took = time.perf_counter() - t
-    n = _n_jobs(spec)
+    n = count_images(spec)
     t = time.perf_counter()  # again, sprites already drawn: the rate of a long training-data stream
     generate(spec, Path(tmp) / "again", workers=cfg["workers"], progress=False, load=False)
     warm = n / (time.perf_counter() - t)

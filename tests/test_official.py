@@ -223,21 +223,17 @@ def test_folder_without_scene_folders(tmp_path: Path) -> None:
         load_official(tmp_path)
 
 
-def test_unknown_count_word(tmp_path: Path) -> None:
-    write_release(tmp_path, {"CoCo-OneObject": ["cat"], "CoCo-SixObject-ULBig": ["cat_cat_cat_cat_cat_cat"]})
-    with pytest.raises(DatasetError, match="unknown count word 'Six'"):
-        load_official(tmp_path)
-
-
-def test_unknown_large_slot(tmp_path: Path) -> None:
-    write_release(tmp_path, {"CoCo-OneObject": ["cat"], "CoCo-TwoObject-XYBig": ["cat_cat"]})
-    with pytest.raises(DatasetError, match="cannot read the large slot from 'XYBig'"):
-        load_official(tmp_path)
-
-
-def test_multi_object_folder_without_large_slot(tmp_path: Path) -> None:
-    write_release(tmp_path, {"CoCo-OneObject": ["cat"], "CoCo-TwoObject": ["cat_cat"]})
-    with pytest.raises(DatasetError, match="must name its large slot"):
+@pytest.mark.parametrize(
+    "scene, stems, message",
+    [
+        ("CoCo-SixObject-ULBig", ["cat_cat_cat_cat_cat_cat"], "unknown count word 'Six'"),
+        ("CoCo-TwoObject-XYBig", ["cat_cat"], "cannot read the large slot from 'XYBig'"),
+        ("CoCo-TwoObject", ["cat_cat"], "must name its large slot"),
+    ],
+)
+def test_malformed_scene_folder_names(tmp_path: Path, scene: str, stems: list[str], message: str) -> None:
+    write_release(tmp_path, {"CoCo-OneObject": ["cat"], scene: stems})
+    with pytest.raises(DatasetError, match=message):
         load_official(tmp_path)
 
 

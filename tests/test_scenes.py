@@ -201,3 +201,14 @@ def test_cli_generate_and_errors(tmp_path: Path, capsys) -> None:
     with pytest.raises(SystemExit) as e:
         cli(["generate", "--help"])
     assert e.value.code == 0
+
+
+def test_largest_position_table(comco: SceneSet) -> None:
+    from clipscope_utils.datasets.summary import largest_position
+
+    t = largest_position(comco)
+    assert t.groupby("n_objects").position.max().to_dict() == {2: 2, 3: 3, 4: 4, 5: 5}
+    assert (t.n == 12).all()  # every scene of each count, once per position
+    first = t[t.position == 1]
+    assert (first.share == 1.0).all() and (t[t.position > 1].share == 0.0).all()  # largest_first
+    assert (t.ci_low <= t.share).all() and (t.share <= t.ci_high).all()

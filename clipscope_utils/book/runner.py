@@ -170,10 +170,10 @@ def build_html(root: Path, names: list[str]) -> Path:
     if unexecuted:
         raise BuildError(f"notebooks {unexecuted} have no executed copy yet: build without --only (or use --no-html)")
     staging = root / STAGING
-    cmd = [sys.executable, "-m", "jupyter_book", "build", str(root), "--path-output", str(staging), "--warningiserror", "--keep-going"]
-    jb = shutil.which("jupyter-book", path=str(Path(sys.executable).parent))
-    if jb:
-        cmd[:3] = [jb]
+    jb = shutil.which("jupyter-book", path=str(Path(sys.executable).parent)) or shutil.which("jupyter-book")
+    if jb is None:
+        raise BuildError("the jupyter-book command is not installed in this environment; run `make setup`")
+    cmd = [jb, "build", str(root), "--path-output", str(staging), "--warningiserror", "--keep-going"]
     done = subprocess.run(cmd, cwd=root, capture_output=True, text=True)
     if done.returncode != 0:
         tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-25:])

@@ -8,7 +8,14 @@ import time
 
 from .captions import ORDER_POLICIES, TEMPLATES
 from .families import FAMILIES
-from .scenes import BACKGROUNDS, LAYOUTS, SLOT_ANCHORS, SceneSpec, _n_jobs, generate
+from .scenes import (
+    BACKGROUNDS,
+    LAYOUTS,
+    SLOT_ANCHORS,
+    SceneSpec,
+    count_images,
+    generate,
+)
 from .tables import DatasetError
 
 
@@ -53,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     took = time.perf_counter() - start
-    n = _n_jobs(spec)
+    n = count_images(spec)
     print(f"wrote {n} images to {args.out} in {took:.1f} s ({n / took:.0f} images/s)")
     return 0
 

@@ -47,6 +47,7 @@ MASK_ALPHA = 128  # a pixel belongs to an object when the sprite's alpha there i
 _FREE_TRIES = 200
 
 
+@lru_cache(maxsize=64)
 def _background_rgb(background: str) -> tuple[int, int, int]:
     if background in BACKGROUNDS:
         return BACKGROUNDS[background]
@@ -106,11 +107,10 @@ class SceneSpec:
             raise DatasetError(f"images must be a non-negative integer, got {self.images!r}")
         if not isinstance(self.image_size, int) or not 16 <= self.image_size <= 1024:
             raise DatasetError(f"image_size must be an integer in 16..1024, got {self.image_size!r}")
-        for name in ("large_size", "small_size", *(["single_sizes"] if self.single_sizes else [])):
-            values = self.single_sizes if name == "single_sizes" else (getattr(self, name),)
-            for v in values:
-                if not 0 < v <= 1:
-                    raise DatasetError(f"{name} must be a fraction of the image side in (0, 1], got {v!r}")
+        sizes = [("large_size", self.large_size), ("small_size", self.small_size)]
+        for name, v in sizes + [("single_sizes", v) for v in self.single_sizes]:
+            if not 0 < v <= 1:
+                raise DatasetError(f"{name} must be a fraction of the image side in (0, 1], got {v!r}")
         if self.small_size >= self.large_size:
             raise DatasetError(
                 f"small_size {self.small_size} must be below large_size {self.large_size} (exactly one large object)"
@@ -324,7 +324,8 @@ def _jobs(spec: SceneSpec) -> Iterator[tuple]:
             yield ("multi", n, i)
 
 
-def _n_jobs(spec: SceneSpec) -> int:
+def count_images(spec: SceneSpec) -> int:
+    """How many images ``spec`` makes (single-object references included)."""
     return len(spec.single_fractions()) * len(spec.classes) + len(spec.objects) * spec.images
 
 
@@ -353,7 +354,7 @@ def _warm_sprites(spec: SceneSpec) -> None:
 def _written(spec: SceneSpec, folder: Path, workers: int) -> Iterable[tuple]:
     """Rows of every image, in job order, rendering in ``workers`` processes."""
     jobs = ((spec, j, folder) for j in _jobs(spec))
-    if workers <= 1 or _n_jobs(spec) < 256:
+    if workers <= 1 or count_images(spec) < 256:
         yield from map(_write_job, jobs)
         return
     _warm_sprites(spec)
@@ -370,7 +371,7 @@ def generate(spec: SceneSpec, out: str | Path, workers: int | None = None, overw
     """
     spec.validate()
     workers = workers if workers is not None else min(2, os.cpu_count() or 1)
-    total = _n_jobs(spec)
+    total = count_images(spec)
     with atomic_folder(Path(out), overwrite=overwrite) as tmp:
         (tmp / "images").mkdir()
         (tmp / "masks").mkdir()

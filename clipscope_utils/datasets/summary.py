@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from ..stats import rate_table
 from .tables import SceneSet
@@ -43,21 +43,19 @@ def largest_position(ds: SceneSet, n_boot: int = 1000, seed: int = 0) -> pd.Data
     """Share of captions that mention the largest object at each position, per object count.
 
     The analysis of paper A's Fig. 4b / appendix 7.9 (there on LAION and COCO captions), with n and a
-    bootstrap 95 % interval per cell. Only scenes whose largest object is mentioned count.
+    bootstrap 95 % interval per cell. Only scenes of two or more objects whose largest object is
+    mentioned count (with one object, "first" says nothing).
     """
     multi = ds.multi()
     big = multi.objects[(multi.objects.size_rank == 1) & (multi.objects.caption_position > 0)]
-    big = big.merge(multi.images[["image_id", "n_objects"]], on="image_id")
-    big = big.drop_duplicates("image_id")
-    tables = []
-    for n, group in big.groupby("n_objects"):
-        for pos in range(1, int(n) + 1):
-            t = rate_table(group.assign(hit=group.caption_position == pos, position=pos), ["n_objects", "position"], "hit",
-                           n_boot=n_boot, seed=seed)
-            tables.append(t)
-    if not tables:
-        return pd.DataFrame(columns=["n_objects", "position", "n", "rate", "ci_low", "ci_high"])
-    return pd.concat(tables, ignore_index=True).rename(columns={"rate": "share"})
+    big = big.drop_duplicates("image_id").merge(multi.images[["image_id", "n_objects"]], on="image_id")
+    big = big[big.n_objects >= 2]
+    # one row per (caption, possible position): hit = the largest object is mentioned there
+    rows = big.loc[big.index.repeat(big.n_objects), ["image_id", "n_objects", "caption_position"]]
+    rows["position"] = rows.groupby("image_id").cumcount() + 1
+    rows["hit"] = rows.caption_position == rows.position
+    table = rate_table(rows, ["n_objects", "position"], "hit", n_boot=n_boot, seed=seed)
+    return table.rename(columns={"rate": "share"})
 
 
 def sample_grid(ds: SceneSet, image_ids, columns: int = 6, caption_template: str | None = None) -> Image.Image:
@@ -89,17 +87,6 @@ def pick(ds: SceneSet, n_objects: int, k: int, seed: int = 0) -> list[str]:
     ids = ds.images.image_id[(ds.images.kind == "multi") & (ds.images.n_objects == n_objects)].to_numpy()
     rng = np.random.default_rng(seed)
     return sorted(rng.choice(ids, size=min(k, len(ids)), replace=False).tolist())
-
-
-def outline(ds: SceneSet, image_id: str) -> Image.Image:
-    """The image with each object's box drawn (red = large), to check the metadata by eye."""
-    im = ds.image(image_id).copy()
-    draw = ImageDraw.Draw(im)
-    for row in ds.objects[ds.objects.image_id == image_id].itertuples():
-        if np.isnan(row.x0):
-            continue
-        draw.rectangle([row.x0, row.y0, row.x1 - 1, row.y1 - 1], outline=(220, 0, 0) if row.is_large else (0, 90, 220))
-    return im
 
 
 def plot_sizes_positions(sizes: pd.DataFrame, title: str = "") -> plt.Figure:
