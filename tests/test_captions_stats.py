@@ -14,6 +14,8 @@ def test_paper_form_and_articles() -> None:
     assert caption(["cat", "dog"], "photo") == "a photo of a cat and a dog"
     assert caption(["cat", "dog", "cow"], "photo") == "a photo of a cat, a dog and a cow"
     assert noun_phrase("hot dog") == "a hot dog"
+    assert noun_phrase("The Eiffel Tower") == "the Eiffel Tower"
+    assert caption(["The Great Wall of China", "cat"]) == "the Great Wall of China and a cat"
     with pytest.raises(ValueError, match="unknown caption template 'poem'"):
         caption(["cat"], "poem")
 

@@ -19,9 +19,12 @@ PLURAL_ONLY = {"scissors": "a pair of scissors", "skis": "a pair of skis"}
 
 
 def noun_phrase(name: str) -> str:
-    """``"apple"`` -> ``"an apple"`` (article by the first letter); plural-only nouns get "a pair of"."""
+    """``"apple"`` -> ``"an apple"`` (article by the first letter); plural-only nouns get "a pair of";
+    proper names with their own article ("The Eiffel Tower", in paper A's size lists) keep it."""
     if name in PLURAL_ONLY:
         return PLURAL_ONLY[name]
+    if name[:4].lower() == "the ":
+        return "the " + name[4:]
     return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
 
 

@@ -1,0 +1,176 @@
+"""Each probe of paper A run end to end: embed with one encoder, score with the plain metrics.
+
+One function per probe; each takes an :class:`~clipscope_utils.models.registry.Encoder` and a
+:class:`SceneSet` (or a sentence set) and returns the per-query frame of the metric, tagged with
+the model name, so the notebooks only loop over models and tabulate. Embeddings come from the
+cached engine, so rerunning a notebook with one more model only embeds that model.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Iterator
+
+import numpy as np
+import pandas as pd
+
+from ..datasets.tables import SceneSet
+from ..embeddings import embed_images, embed_texts
+from ..models.registry import Encoder, load_model, resolve
+from . import ProbeError, classification, inputs, matching, retrieval, sentences
+
+# Model names of the book -> the row label paper A's tables use for them.
+PAPER_ROWS = {"sbert": "SBERT", "simcse": "SimCSE"}
+
+
+def paper_row(name: str) -> str:
+    """Paper A's row label for a model name ('' when the paper has no row for it)."""
+    from ..models.registry import PAPER_MODELS
+
+    return name if name in PAPER_MODELS else PAPER_ROWS.get(name, "")
+
+
+def with_controls(names: Iterable[str], controls: bool = True) -> list[str]:
+    """``names`` (validated, before any work) plus a random-init control per CLIP architecture.
+
+    The control separates a learned bias from what the architecture alone produces: with a causal
+    text encoder, "a cat and a dog" shares the exact token prefix of "a cat", so position 1 wins
+    even untrained.
+    """
+    out: list[str] = []
+    for name in names:
+        spec = resolve(name)
+        out.append(name)
+        if controls and spec.kind == "clip" and not name.startswith("random:"):
+            control = f"random:{spec.arch}"
+            resolve(control)
+            out.append(control)
+    return list(dict.fromkeys(out))
+
+
+def encoders(names: Iterable[str], device: str = "auto") -> Iterator[tuple[str, Encoder]]:
+    """Load one model at a time (memory of one model at most), in the order given."""
+    import gc
+
+    for name in names:
+        enc = load_model(name, device=device)
+        yield name, enc
+        del enc
+        gc.collect()
+
+
+def _tag(frame: pd.DataFrame, name: str, probe: str) -> pd.DataFrame:
+    return frame.assign(model=name, paper_model=paper_row(name), probe=probe)
+
+
+def tor(enc: Encoder, scenes: SceneSet, template: str = "and") -> pd.DataFrame:
+    """TOR: multi-object caption -> nearest single-object caption, per caption position."""
+    q = inputs.caption_queries(scenes, template)
+    refs = inputs.single_captions(scenes.classes, template)
+    frame = retrieval.object_retrieval(embed_texts(enc, q.text.tolist()), q.objects.tolist(),
+                                       embed_texts(enc, refs.text.tolist()), refs.class_id.tolist(),
+                                       query_ids=q.query_id.tolist())
+    return _tag(frame, enc.name, "TOR")
+
+
+def cross_modal_tor(enc: Encoder, scenes: SceneSet, template: str = "and", reference_size: str = "large"):
+    """TOR against single-object *images*: no shared token prefix between query and reference."""
+    _need_images(enc, "cross-modal TOR")
+    q = inputs.caption_queries(scenes, template)
+    refs = inputs.reference_images(scenes, reference_size)
+    frame = retrieval.object_retrieval(embed_texts(enc, q.text.tolist()), q.objects.tolist(),
+                                       embed_images(enc, refs.path.tolist()), refs.class_id.tolist(),
+                                       query_ids=q.query_id.tolist())
+    return _tag(frame, enc.name, "cross-modal TOR")
+
+
+def ior(enc: Encoder, scenes: SceneSet, reference_size: str = "large") -> pd.DataFrame:
+    """IOR: multi-object image -> nearest single-object image, per object (large first)."""
+    _need_images(enc, "IOR")
+    q = inputs.image_queries(scenes)
+    refs = inputs.reference_images(scenes, reference_size)
+    frame = retrieval.object_retrieval(embed_images(enc, q.path.tolist()), q.objects.tolist(),
+                                       embed_images(enc, refs.path.tolist()), refs.class_id.tolist(),
+                                       query_ids=q.query_id.tolist())
+    return _tag(frame, enc.name, "IOR")
+
+
+def i2tor(enc: Encoder, scenes: SceneSet, template: str = "and") -> pd.DataFrame:
+    """I2TOR: multi-object image -> nearest single-object caption, per object (large first)."""
+    _need_images(enc, "I2TOR")
+    q = inputs.image_queries(scenes)
+    refs = inputs.single_captions(scenes.classes, template)
+    frame = retrieval.object_retrieval(embed_images(enc, q.path.tolist()), q.objects.tolist(),
+                                       embed_texts(enc, refs.text.tolist()), refs.class_id.tolist(),
+                                       query_ids=q.query_id.tolist())
+    return _tag(frame, enc.name, "I2TOR")
+
+
+def toc(enc: Encoder, scenes: SceneSet, template: str = "and", test_fraction: float = 0.3, seed: int = 0):
+    """TOC: a linear probe per caption position on frozen multi-object caption embeddings."""
+    q = inputs.caption_queries(scenes, template)
+    frame = classification.position_probe(embed_texts(enc, q.text.tolist()), q.objects.tolist(),
+                                          test_fraction=test_fraction, seed=seed, item_ids=q.query_id.tolist())
+    return _tag(frame, enc.name, "TOC")
+
+
+def ioc(enc: Encoder, scenes: SceneSet, test_fraction: float = 0.3, seed: int = 0) -> pd.DataFrame:
+    """IOC: a linear probe per object (large first) on frozen multi-object image embeddings."""
+    _need_images(enc, "IOC")
+    q = inputs.image_queries(scenes)
+    frame = classification.position_probe(embed_images(enc, q.path.tolist()), q.objects.tolist(),
+                                          test_fraction=test_fraction, seed=seed, item_ids=q.query_id.tolist())
+    return _tag(frame, enc.name, "IOC")
+
+
+def image_text_matching(enc: Encoder, scenes: SceneSet, scenario: str, template: str = "and",
+                        replace: str = "large", seed: int = 0) -> pd.DataFrame:
+    """Paper A section 5.1: does the image prefer its correct caption over a one-object swap?"""
+    _need_images(enc, "image-text matching")
+    multi = scenes.multi()
+    pairs = matching.matching_pairs(multi.objects, scenes.classes, scenario, template=template,
+                                    replace=replace, seed=seed)
+    paths = multi.images.set_index("image_id").path
+    image_emb = embed_images(enc, [str(scenes.root / paths[i]) for i in pairs.image_id])
+    hits = matching.matching_hits(image_emb, embed_texts(enc, pairs.correct_text.tolist()),
+                                  embed_texts(enc, pairs.incorrect_text.tolist()))
+    return _tag(pairs.assign(hit=hits), enc.name, "matching")
+
+
+def claim1_tor(enc: Encoder, categories: dict, n_sentences: int, n_objects: int = 4,
+               template: str = "and", seed: int = 0) -> pd.DataFrame:
+    """Claim 1 (Fig. 4a): TOR of the first object when it is a large vs a small real-world object.
+
+    Both groups share the same medium-sized fillers in the same places (paired sentences), and
+    retrieve among single-object captions of every name of the size lists.
+    """
+    vocab = sentences.vocabulary(categories)
+    index = {n: i for i, n in enumerate(vocab)}
+    refs = inputs.single_captions(vocab, template)
+    ref_emb = embed_texts(enc, refs.text.tolist())
+    frames = []
+    for first in ("large", "small"):
+        s = sentences.size_category_sentences(categories, first, n_sentences, n_objects=n_objects,
+                                              template=template, seed=seed)
+        objects = [tuple(index[n] for n in names) for names in s.objects]
+        f = retrieval.object_retrieval(embed_texts(enc, s.text.tolist()), objects, ref_emb,
+                                       refs.class_id.tolist(), query_ids=s.sentence_id.tolist())
+        frames.append(f.assign(first_category=first))
+    return _tag(pd.concat(frames, ignore_index=True), enc.name, "Claim 1")
+
+
+def explore(enc: Encoder, text: str, classes: list[str], template: str = "and", top: int = 5) -> pd.DataFrame:
+    """The ``top`` single-object captions nearest to a typed caption (the book's explorer widget)."""
+    if not text.strip():
+        raise ProbeError("type a caption first")
+    refs = inputs.single_captions(classes, template)
+    ref = embed_texts(enc, refs.text.tolist(), progress=False)
+    q = embed_texts(enc, [text], cache=False, progress=False)
+    scores = (ref @ q[0]).astype(float)
+    order = np.argsort(-scores, kind="stable")[:top]
+    return pd.DataFrame({"rank": range(1, len(order) + 1), "object": refs.class_name.to_numpy()[order],
+                         "cosine": scores[order].round(4)})
+
+
+def _need_images(enc: Encoder, probe: str) -> None:
+    if not enc.has_images:
+        raise ProbeError(f"{probe} needs an image encoder; {enc.name!r} is text-only")

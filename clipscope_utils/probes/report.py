@@ -1,0 +1,148 @@
+"""Tables and figures of the probe chapters: rates with n and 95 % intervals, paper beside them.
+
+Every figure is rebuilt from the per-query frames on each run (cheap); only embeddings are cached.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from .. import paper
+from ..stats import rate_table
+from . import retrieval
+
+
+def retrieval_table(frame: pd.DataFrame, by: Sequence[str] = ("model", "paper_model"),
+                    conditional: bool = False, labels: Callable[[int], str] | None = None,
+                    n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """:func:`retrieval.position_accuracy` per model (and any extra grouping columns)."""
+    parts = []
+    for key, group in frame.groupby(list(by), sort=False):
+        key = key if isinstance(key, tuple) else (key,)
+        acc = retrieval.position_accuracy(group, conditional=conditional, n_boot=n_boot, seed=seed, labels=labels)
+        parts.append(acc.assign(**dict(zip(by, key))))
+    out = pd.concat(parts, ignore_index=True)
+    return out[[*by, *[c for c in out.columns if c not in by]]]
+
+
+def hit_table(frame: pd.DataFrame, by: Sequence[str], n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """Mean of ``hit`` per group with n and a bootstrap 95 % interval (probe and matching frames)."""
+    return rate_table(frame, list(by), "hit", n_boot=n_boot, seed=seed)
+
+
+def with_paper(table: pd.DataFrame, task: str, on: str = "position", table_no: int | None = None,
+               dataset: str = "ComCO") -> pd.DataFrame:
+    """``table`` plus the paper's number (``paper``) where paper A reports the same model and cell."""
+    return paper.beside(table, task, on=on, dataset=dataset, table=table_no)
+
+
+def fmt(rate: float, lo: float, hi: float) -> str:
+    """``0.53 [0.47, 0.60]``; ``–`` when there is nothing to rate."""
+    if np.isnan(rate):
+        return "–"
+    return f"{rate:.2f} [{lo:.2f}, {hi:.2f}]"
+
+
+def wide(table: pd.DataFrame, index: Sequence[str], column: str, with_n: bool = True,
+         paper_column: str | None = "paper") -> pd.DataFrame:
+    """A reader's view: one row per ``index``, one column per ``column`` value, cells 'rate [CI]'.
+
+    ``n`` (the denominator) is shown per row when it is the same for every cell, per cell otherwise;
+    the paper's number follows in parentheses where it exists.
+    """
+    t = table.copy()
+    cell = [fmt(r, lo, hi) for r, lo, hi in zip(t.rate, t.ci_low, t.ci_high)]
+    if paper_column and paper_column in t:
+        cell = [c + (f" (paper {p:.2f})" if not np.isnan(p) else "") for c, p in zip(cell, t[paper_column])]
+    t["cell"] = cell
+    same_n = t.groupby(list(index)).n.nunique().max() <= 1 if len(t) else True
+    if with_n and not same_n:
+        t["cell"] = [f"{c} n={n}" for c, n in zip(t.cell, t.n)]
+    out = t.pivot_table(index=list(index), columns=column, values="cell", aggfunc="first", sort=False)
+    out.columns.name = None
+    if with_n and same_n:
+        out.insert(0, "n", t.groupby(list(index), sort=False).n.first())
+    return out
+
+
+def rate_bars(table: pd.DataFrame, x: str, hue: str, col: str | None = None, title: str = "",
+              chance: float | None = None, col_wrap: int = 4, height: float = 3.0):
+    """Bars of ``rate`` with the table's own 95 % intervals (not seaborn's), one panel per ``col``."""
+    t = table[table.rate.notna()].copy()
+    t[x] = t[x].astype(str)
+    g = sns.catplot(data=t, kind="bar", x=x, y="rate", hue=hue, col=col, col_wrap=col_wrap if col else None,
+                    height=height, aspect=1.2, errorbar=None, sharex=False)
+    for panel, ax in g.axes_dict.items() if col else [(None, g.ax)]:
+        sub = t if panel is None else t[t[col] == panel]
+        levels = [lab.get_text() for lab in ax.get_xticklabels()]
+        for container, level in zip(ax.containers, _hue_levels(t, hue)):
+            rows = sub[sub[hue] == level].set_index(x)
+            for bar, xl in zip(container, levels):
+                if xl in rows.index and not bar.get_height() != bar.get_height():
+                    r = rows.loc[xl]
+                    r = r.iloc[0] if isinstance(r, pd.DataFrame) else r
+                    cx = bar.get_x() + bar.get_width() / 2
+                    ax.errorbar(cx, r.rate, yerr=[[r.rate - r.ci_low], [r.ci_high - r.rate]], fmt="none",
+                                ecolor="black", elinewidth=1, capsize=2)
+        if chance is not None:
+            ax.axhline(chance, ls=":", color="gray", lw=1)
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("")
+    g.set_ylabels("share of queries")
+    if title:
+        g.figure.suptitle(title, y=1.03)
+    return g
+
+
+def _hue_levels(t: pd.DataFrame, hue: str) -> list:
+    return list(dict.fromkeys(t[hue]))
+
+
+def close(g) -> None:
+    plt.show()
+    plt.close("all")
+
+
+def position_bias_summary(table: pd.DataFrame, probe: str) -> str:
+    """One sentence per model and object count: is position 1 retrieved more than any other position?
+
+    'Preferred' needs the first position's interval to lie wholly above every other position's;
+    otherwise the sentence says no preference was detected at this sample size.
+    """
+    lines = []
+    for (model, n), t in table[table.position > 0].groupby(["model", "n_objects"], sort=False):
+        first = t[t.position == 1].iloc[0]
+        rest = t[t.position > 1]
+        if rest.empty or np.isnan(first.rate):
+            continue
+        best = rest.loc[rest.rate.idxmax()]
+        last = rest[rest.position == rest.position.max()].iloc[0]
+        if first.ci_low > rest.ci_high.max():
+            verdict = "**first position preferred**"
+        elif last.ci_low > t[t.position < last.position].ci_high.max():
+            verdict = "**last position preferred**"
+        else:
+            verdict = "no single dominant position detected"
+        lines.append(f"- `{model}`, {n} objects: first {fmt(first.rate, first.ci_low, first.ci_high)} vs best other "
+                     f"({best.label}) {fmt(best.rate, best.ci_low, best.ci_high)}, n = {int(first.n)}: {verdict}.")
+    return f"**{probe}, measured here:**\n\n" + "\n".join(lines)
+
+
+def paired_difference_summary(frame: pd.DataFrame, column: str, a: str, b: str, n_boot: int = 1000,
+                              seed: int = 0) -> str:
+    """Mean paired difference of ``hit`` between groups ``a`` and ``b`` (same ``query_id``), per model."""
+    from ..stats import bootstrap_ci
+
+    lines = []
+    for model, t in frame.groupby("model", sort=False):
+        wide_ = t.pivot_table(index="query_id", columns=column, values="hit", aggfunc="first").dropna()
+        d = (wide_[a] - wide_[b]).to_numpy()
+        lo, hi = bootstrap_ci(d, n_boot=n_boot, seed=seed)
+        verdict = (f"{a} higher" if lo > 0 else f"{b} higher" if hi < 0 else "no difference detected")
+        lines.append(f"- `{model}`: {a} − {b} = {d.mean():+.3f} [{lo:+.3f}, {hi:+.3f}] over {len(d)} pairs: {verdict}.")
+    return "**Paired difference, measured here:**\n\n" + "\n".join(lines)

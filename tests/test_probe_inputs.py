@@ -1,0 +1,108 @@
+"""Glue from datasets to probes, paper numbers beside measured ones, and the report tables."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from clipscope_utils import paper
+from clipscope_utils.datasets import SceneSpec, generate
+from clipscope_utils.probes import ProbeError, inputs, report
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory):
+    spec = SceneSpec(family="simco", objects=(2, 3), images=4, image_size=32, templates=("and", "photo"), seed=3)
+    return generate(spec, tmp_path_factory.mktemp("ds") / "d", workers=1, progress=False)
+
+
+def test_caption_queries_follow_caption_order_by_class_id(scenes) -> None:
+    q = inputs.caption_queries(scenes, "and")
+    assert len(q) == 8 and set(q.n_objects) == {2, 3}
+    caps = scenes.captions.set_index(["image_id", "template"])
+    for row in q.itertuples():
+        names = caps.loc[(row.query_id, "and"), "order"].split("|")
+        assert [scenes.classes[c] for c in row.objects] == names
+        assert row.text == caps.loc[(row.query_id, "and"), "text"]
+    with pytest.raises(ProbeError, match="template 'scene'"):
+        inputs.caption_queries(scenes, "scene")
+
+
+def test_image_queries_put_the_large_object_first(scenes) -> None:
+    q = inputs.image_queries(scenes)
+    objs = scenes.objects
+    for row in q.itertuples():
+        large = objs[(objs.image_id == row.query_id) & objs.is_large].class_id.item()
+        assert row.objects[0] == large and len(set(row.objects)) == row.n_objects
+        assert row.path.endswith(f"{row.query_id}.png")
+
+
+def test_reference_images_pick_one_size_per_class(scenes) -> None:
+    large = inputs.reference_images(scenes, "large")
+    small = inputs.reference_images(scenes, "small")
+    both = inputs.reference_images(scenes, "all")
+    assert list(large.class_id) == list(range(len(scenes.classes)))
+    assert large.image_id.str.startswith("s0-").all() and small.image_id.str.startswith("s1-").all()
+    assert len(both) == 2 * len(large)
+    with pytest.raises(ProbeError, match="reference size"):
+        inputs.reference_images(scenes, "medium")
+
+
+def test_single_captions_use_the_query_template() -> None:
+    refs = inputs.single_captions(["apple", "cat"], "photo")
+    assert refs.text.tolist() == ["a photo of an apple", "a photo of a cat"]
+    with pytest.raises(ProbeError):
+        inputs.single_captions(["cat"], "nope")
+
+
+def test_published_tables_are_fractions_per_position() -> None:
+    t1 = paper.published("TOR", table=1)
+    assert set(t1.position) == {1, 2, 3, 4} and t1.paper_model.nunique() == 7
+    assert t1.paper.between(0, 1).all()
+    laion = t1[t1.paper_model == "CLIP LAION"].set_index("position").paper
+    assert laion[1] == pytest.approx(0.6396) and laion[4] == pytest.approx(0.0376)
+    t6 = paper.published("image_text_matching", table=6)
+    assert set(t6.scenario) == {"first", "second"}
+    with pytest.raises(KeyError):
+        paper.published("TOR", dataset="nowhere")
+
+
+def test_beside_joins_only_matching_model_cell_and_object_count() -> None:
+    measured = pd.DataFrame({"paper_model": ["CLIP LAION", "CLIP LAION", "", "CLIP LAION"],
+                             "position": [1, 2, 1, 1], "n_objects": [4, 4, 4, 3], "rate": [0.5, 0.2, 0.3, 0.6]})
+    out = paper.beside(measured, "TOR", on="position", table=1)
+    assert out.paper.iloc[0] == pytest.approx(0.6396) and out.paper.iloc[1] == pytest.approx(0.2159)
+    assert np.isnan(out.paper.iloc[2]) and np.isnan(out.paper.iloc[3])
+    assert len(out) == len(measured)
+
+
+def _table(rates, cis, n=100, model="m"):
+    return pd.DataFrame({"model": model, "n_objects": 3, "position": range(1, len(rates) + 1),
+                         "label": [f"p{i}" for i in range(1, len(rates) + 1)], "n": n, "rate": rates,
+                         "ci_low": [c[0] for c in cis], "ci_high": [c[1] for c in cis]})
+
+
+def test_wide_shows_rate_interval_n_and_paper() -> None:
+    t = _table([0.6, 0.3, 0.1], [(0.5, 0.7), (0.2, 0.4), (0.05, 0.15)]).assign(paper=[0.64, np.nan, 0.1])
+    w = report.wide(t, ["model"], "label")
+    assert w.loc["m", "n"] == 100
+    assert w.loc["m", "p1"] == "0.60 [0.50, 0.70] (paper 0.64)"
+    assert w.loc["m", "p2"] == "0.30 [0.20, 0.40]"
+    assert report.fmt(float("nan"), 0, 0) == "–"
+
+
+def test_position_bias_summary_needs_separated_intervals() -> None:
+    clear = _table([0.6, 0.3, 0.1], [(0.5, 0.7), (0.2, 0.4), (0.05, 0.15)], model="a")
+    overlap = _table([0.45, 0.35, 0.2], [(0.3, 0.6), (0.25, 0.5), (0.1, 0.3)], model="b")
+    last = _table([0.1, 0.2, 0.7], [(0.05, 0.15), (0.1, 0.3), (0.6, 0.8)], model="c")
+    text = report.position_bias_summary(pd.concat([clear, overlap, last]), "TOR")
+    lines = text.splitlines()
+    assert "first position preferred" in next(l for l in lines if "`a`" in l)
+    assert "no single dominant position" in next(l for l in lines if "`b`" in l)
+    assert "last position preferred" in next(l for l in lines if "`c`" in l)
+
+
+def test_paired_difference_summary_pairs_by_query() -> None:
+    frame = pd.DataFrame({"model": "m", "query_id": [0, 1, 2, 3] * 2, "group": ["a"] * 4 + ["b"] * 4,
+                          "hit": [1, 1, 1, 1, 0, 0, 0, 1]})
+    text = report.paired_difference_summary(frame, "group", "a", "b", n_boot=200, seed=0)
+    assert "a − b = +0.750" in text and "over 4 pairs" in text
