@@ -34,6 +34,7 @@ test: unit nbval
 
 benchmark: setup
 	$(PY) benchmarks/generation.py
+	$(PY) benchmarks/embeddings.py
 
 clean:
 	rm -rf _build book/executed .cache/book-build

@@ -96,9 +96,9 @@ def test_position_bias_summary_needs_separated_intervals() -> None:
     last = _table([0.1, 0.2, 0.7], [(0.05, 0.15), (0.1, 0.3), (0.6, 0.8)], model="c")
     text = report.position_bias_summary(pd.concat([clear, overlap, last]), "TOR")
     lines = text.splitlines()
-    assert "first position preferred" in next(l for l in lines if "`a`" in l)
+    assert "p1 preferred" in next(l for l in lines if "`a`" in l)
     assert "no single dominant position" in next(l for l in lines if "`b`" in l)
-    assert "last position preferred" in next(l for l in lines if "`c`" in l)
+    assert "p3 preferred" in next(l for l in lines if "`c`" in l)
 
 
 def test_paired_difference_summary_pairs_by_query() -> None:

@@ -38,10 +38,11 @@ import json
 import logging
 import os
 import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import open_clip
 import torch
@@ -529,7 +530,7 @@ def _pretrained_file(spec: ModelSpec) -> str:
                                                  "downloading them")
         try:
             return oc_pretrained.download_pretrained_from_hf(repo, filename=names[-1], cache_dir=hf_cache())
-        except Exception as e:  # noqa: BLE001 - any download failure becomes one clear error
+        except Exception as e:  # any download failure becomes one clear error
             raise _missing_weights(spec, looked, f"downloading failed ({type(e).__name__}: {e})") from e
     url = cfg.get("url", "")
     target = Path("~/.cache/clip").expanduser() / os.path.basename(url)
@@ -541,7 +542,7 @@ def _pretrained_file(spec: ModelSpec) -> str:
                                              "downloading them")
     try:
         return oc_pretrained.download_pretrained_from_url(url)
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         raise _missing_weights(spec, looked, f"downloading failed ({type(e).__name__}: {e})") from e
 
 
@@ -623,7 +624,7 @@ def _load_clip(spec: ModelSpec, device: torch.device) -> ClipEncoder:
             tokenizer = open_clip.get_tokenizer(model_name, cache_dir=hf_cache())
     except ModelError:
         raise
-    except Exception as e:  # noqa: BLE001 - open_clip raises many kinds; all become one clear error
+    except Exception as e:  # open_clip raises many kinds; all become one clear error
         hint = (" (offline: its tokenizer or text-tower config may also need the Hugging Face hub)"
                 if offline() else "")
         raise ModelError(
@@ -635,7 +636,10 @@ def _load_clip(spec: ModelSpec, device: torch.device) -> ClipEncoder:
     if spec.source == "hf-hub":
         _, weights, _ = _hf_hub_files(spec)
         weights_path = weights or ""
-        model_cfg = open_clip.factory._get_hf_config(spec.arch, cache_dir=hf_cache()).get("model_cfg", {})
+        try:  # the config open_clip just read (private helper: guarded)
+            model_cfg = open_clip.factory._get_hf_config(spec.arch, cache_dir=hf_cache()).get("model_cfg", {})
+        except Exception:  # noqa: BLE001
+            model_cfg = {}
     else:
         model_cfg = open_clip.get_model_config(spec.arch) or {}
     model.eval().requires_grad_(False)
@@ -655,10 +659,11 @@ def _load_clip(spec: ModelSpec, device: torch.device) -> ClipEncoder:
         "preprocess": {k: list(v) if isinstance(v, tuple) else v
                        for k, v in open_clip.get_model_preprocess_cfg(model).items()},
         "tokenizer": _describe_tokenizer(tokenizer, text_cfg),
-        "versions": versions("open_clip_torch", "torch", "transformers"),
+        "versions": versions("open_clip_torch", "torch", "torchvision", "pillow", "transformers"),
     }
     identity = json.loads(json.dumps(identity, default=str))
-    return ClipEncoder(spec, device, identity, int(model_cfg.get("embed_dim", 0)), preprocess, model, tokenizer)
+    embed_dim = int(model_cfg.get("embed_dim") or getattr(getattr(model, "text_projection", None), "shape", [0])[-1])
+    return ClipEncoder(spec, device, identity, embed_dim, preprocess, model, tokenizer)
 
 
 def load_model(name: str | ModelSpec, device: str = "auto") -> Encoder:

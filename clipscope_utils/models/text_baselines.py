@@ -19,8 +19,8 @@ offline:
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -60,10 +60,11 @@ class SbertEncoder(TextEncoder):
         weights = _weights_file(folder, spec)
         try:
             self.model = SentenceTransformer(str(folder), device=str(device), local_files_only=True)
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:  # any loader failure becomes one clear error
             raise ModelError(f"cannot load model {spec.name!r} from {str(folder)!r}: {type(e).__name__}: {e}") from e
         self.model.eval()
-        dim = self.model.get_sentence_embedding_dimension()
+        dim_of = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        dim = dim_of()
         identity = {
             "kind": "text", "source": "sbert", "model": spec.arch if not spec.path else str(folder),
             "package": package, "weights_sha256": file_sha256(weights),
@@ -98,7 +99,7 @@ def _simcse_folder(spec: ModelSpec) -> Path:
 
     try:
         return Path(snapshot_download(SIMCSE_ID, local_files_only=True, cache_dir=hf_cache()))
-    except Exception:  # noqa: BLE001 - LocalEntryNotFoundError and friends: not downloaded
+    except Exception:  # noqa: BLE001 - LocalEntryNotFoundError and friends: not on this machine
         from .registry import _hf_cache_label
 
         raise ModelError(
@@ -121,7 +122,7 @@ class SimcseEncoder(TextEncoder):
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
             self.model = AutoModel.from_pretrained(str(folder), local_files_only=True)
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:  # any loader failure becomes one clear error
             raise ModelError(f"cannot load model {spec.name!r} from {str(folder)!r}: {type(e).__name__}: {e}") from e
         if getattr(self.model, "pooler", None) is None:
             raise ModelError(f"model {spec.name!r}: {str(folder)!r} has no pooler layer, so SimCSE's CLS "
@@ -188,7 +189,8 @@ class GloveEncoder(TextEncoder):
             if not words:
                 raise ModelError(f"GloVe: the caption {text!r} has no word in the GloVe vocabulary, so it has no "
                                  "vector (words are lower-cased runs of a-z).")
-            out[i] = self.vectors[[self.vocab[w] for w in words]].mean(axis=0)
+            # sorted rows: the float sum is then exactly the same for any word order
+            out[i] = self.vectors[sorted(self.vocab[w] for w in words)].mean(axis=0, dtype=np.float64)
         return torch.from_numpy(out)
 
 

@@ -18,40 +18,50 @@ from ..embeddings import embed_images, embed_texts
 from ..models.registry import Encoder, load_model, resolve
 from . import ProbeError, classification, inputs, matching, retrieval, sentences
 
-# Model names of the book -> the row label paper A's tables use for them.
-PAPER_ROWS = {"sbert": "SBERT", "simcse": "SimCSE"}
-
-
 def paper_row(name: str) -> str:
     """Paper A's row label for a model name ('' when the paper has no row for it)."""
-    from ..models.registry import PAPER_MODELS
-
-    return name if name in PAPER_MODELS else PAPER_ROWS.get(name, "")
+    return resolve(name).paper_name
 
 
-def with_controls(names: Iterable[str], controls: bool = True) -> list[str]:
-    """``names`` (validated, before any work) plus a random-init control per CLIP architecture.
+def with_controls(names: Iterable[str], controls: bool = True, need_images: bool = False) -> list[str]:
+    """Canonical ``names`` (all validated before any work) plus a random-init control per CLIP architecture.
 
     The control separates a learned bias from what the architecture alone produces: with a causal
     text encoder, "a cat and a dog" shares the exact token prefix of "a cat", so position 1 wins
-    even untrained.
+    even untrained; a large object covers more pixels, whatever the weights.
     """
     out: list[str] = []
     for name in names:
         spec = resolve(name)
-        out.append(name)
-        if controls and spec.kind == "clip" and not name.startswith("random:"):
-            control = f"random:{spec.arch}"
-            resolve(control)
-            out.append(control)
+        if need_images and spec.kind != "clip":
+            raise ProbeError(f"model {name!r} is text-only; this chapter needs an image encoder")
+        out.append(spec.name)
+        # an hf-hub model's architecture is only known once its config is downloaded: no control then
+        if controls and spec.kind == "clip" and spec.source not in ("random", "hf-hub"):
+            out.append(resolve(f"random:{spec.arch}").name)
     return list(dict.fromkeys(out))
 
 
-def encoders(names: Iterable[str], device: str = "auto") -> Iterator[tuple[str, Encoder]]:
-    """Load one model at a time (memory of one model at most), in the order given."""
+def describe_models(names: Iterable[str]) -> pd.DataFrame:
+    """What each model name of a run resolved to: open_clip identifiers or the text baseline."""
+    rows = []
+    for name in names:
+        spec = resolve(name)
+        rows.append({"model": spec.name, "kind": spec.kind, "resolves to": spec.describe(),
+                     "paper row": spec.paper_name or "–",
+                     "role": "random-init control" if spec.source == "random" else
+                             "text-only baseline" if spec.kind == "text" else "CLIP"})
+    return pd.DataFrame(rows)
+
+
+def encoders(names: Iterable[str], device: str = "auto", progress: bool = True) -> Iterator[tuple[str, Encoder]]:
+    """Load one model at a time (memory of one model at most), in the order given, with a progress bar."""
     import gc
 
-    for name in names:
+    from tqdm import tqdm
+
+    names = list(names)
+    for name in tqdm(names, desc="models", unit="model", disable=not progress):
         enc = load_model(name, device=device)
         yield name, enc
         del enc
@@ -66,8 +76,8 @@ def tor(enc: Encoder, scenes: SceneSet, template: str = "and") -> pd.DataFrame:
     """TOR: multi-object caption -> nearest single-object caption, per caption position."""
     q = inputs.caption_queries(scenes, template)
     refs = inputs.single_captions(scenes.classes, template)
-    frame = retrieval.object_retrieval(embed_texts(enc, q.text.tolist()), q.objects.tolist(),
-                                       embed_texts(enc, refs.text.tolist()), refs.class_id.tolist(),
+    frame = retrieval.object_retrieval(_texts(enc, q.text.tolist()), q.objects.tolist(),
+                                       _texts(enc, refs.text.tolist()), refs.class_id.tolist(),
                                        query_ids=q.query_id.tolist())
     return _tag(frame, enc.name, "TOR")
 
@@ -77,8 +87,8 @@ def cross_modal_tor(enc: Encoder, scenes: SceneSet, template: str = "and", refer
     _need_images(enc, "cross-modal TOR")
     q = inputs.caption_queries(scenes, template)
     refs = inputs.reference_images(scenes, reference_size)
-    frame = retrieval.object_retrieval(embed_texts(enc, q.text.tolist()), q.objects.tolist(),
-                                       embed_images(enc, refs.path.tolist()), refs.class_id.tolist(),
+    frame = retrieval.object_retrieval(_texts(enc, q.text.tolist()), q.objects.tolist(),
+                                       _images(enc, refs.path.tolist()), refs.class_id.tolist(),
                                        query_ids=q.query_id.tolist())
     return _tag(frame, enc.name, "cross-modal TOR")
 
@@ -88,8 +98,8 @@ def ior(enc: Encoder, scenes: SceneSet, reference_size: str = "large") -> pd.Dat
     _need_images(enc, "IOR")
     q = inputs.image_queries(scenes)
     refs = inputs.reference_images(scenes, reference_size)
-    frame = retrieval.object_retrieval(embed_images(enc, q.path.tolist()), q.objects.tolist(),
-                                       embed_images(enc, refs.path.tolist()), refs.class_id.tolist(),
+    frame = retrieval.object_retrieval(_images(enc, q.path.tolist()), q.objects.tolist(),
+                                       _images(enc, refs.path.tolist()), refs.class_id.tolist(),
                                        query_ids=q.query_id.tolist())
     return _tag(frame, enc.name, "IOR")
 
@@ -99,8 +109,8 @@ def i2tor(enc: Encoder, scenes: SceneSet, template: str = "and") -> pd.DataFrame
     _need_images(enc, "I2TOR")
     q = inputs.image_queries(scenes)
     refs = inputs.single_captions(scenes.classes, template)
-    frame = retrieval.object_retrieval(embed_images(enc, q.path.tolist()), q.objects.tolist(),
-                                       embed_texts(enc, refs.text.tolist()), refs.class_id.tolist(),
+    frame = retrieval.object_retrieval(_images(enc, q.path.tolist()), q.objects.tolist(),
+                                       _texts(enc, refs.text.tolist()), refs.class_id.tolist(),
                                        query_ids=q.query_id.tolist())
     return _tag(frame, enc.name, "I2TOR")
 
@@ -108,7 +118,7 @@ def i2tor(enc: Encoder, scenes: SceneSet, template: str = "and") -> pd.DataFrame
 def toc(enc: Encoder, scenes: SceneSet, template: str = "and", test_fraction: float = 0.3, seed: int = 0):
     """TOC: a linear probe per caption position on frozen multi-object caption embeddings."""
     q = inputs.caption_queries(scenes, template)
-    frame = classification.position_probe(embed_texts(enc, q.text.tolist()), q.objects.tolist(),
+    frame = classification.position_probe(_texts(enc, q.text.tolist()), q.objects.tolist(),
                                           test_fraction=test_fraction, seed=seed, item_ids=q.query_id.tolist())
     return _tag(frame, enc.name, "TOC")
 
@@ -117,7 +127,7 @@ def ioc(enc: Encoder, scenes: SceneSet, test_fraction: float = 0.3, seed: int = 
     """IOC: a linear probe per object (large first) on frozen multi-object image embeddings."""
     _need_images(enc, "IOC")
     q = inputs.image_queries(scenes)
-    frame = classification.position_probe(embed_images(enc, q.path.tolist()), q.objects.tolist(),
+    frame = classification.position_probe(_images(enc, q.path.tolist()), q.objects.tolist(),
                                           test_fraction=test_fraction, seed=seed, item_ids=q.query_id.tolist())
     return _tag(frame, enc.name, "IOC")
 
@@ -130,9 +140,9 @@ def image_text_matching(enc: Encoder, scenes: SceneSet, scenario: str, template:
     pairs = matching.matching_pairs(multi.objects, scenes.classes, scenario, template=template,
                                     replace=replace, seed=seed)
     paths = multi.images.set_index("image_id").path
-    image_emb = embed_images(enc, [str(scenes.root / paths[i]) for i in pairs.image_id])
-    hits = matching.matching_hits(image_emb, embed_texts(enc, pairs.correct_text.tolist()),
-                                  embed_texts(enc, pairs.incorrect_text.tolist()))
+    image_emb = _images(enc, [str(scenes.root / paths[i]) for i in pairs.image_id])
+    hits = matching.matching_hits(image_emb, _texts(enc, pairs.correct_text.tolist()),
+                                  _texts(enc, pairs.incorrect_text.tolist()))
     return _tag(pairs.assign(hit=hits), enc.name, "matching")
 
 
@@ -146,13 +156,13 @@ def claim1_tor(enc: Encoder, categories: dict, n_sentences: int, n_objects: int 
     vocab = sentences.vocabulary(categories)
     index = {n: i for i, n in enumerate(vocab)}
     refs = inputs.single_captions(vocab, template)
-    ref_emb = embed_texts(enc, refs.text.tolist())
+    ref_emb = _texts(enc, refs.text.tolist())
     frames = []
     for first in ("large", "small"):
         s = sentences.size_category_sentences(categories, first, n_sentences, n_objects=n_objects,
                                               template=template, seed=seed)
         objects = [tuple(index[n] for n in names) for names in s.objects]
-        f = retrieval.object_retrieval(embed_texts(enc, s.text.tolist()), objects, ref_emb,
+        f = retrieval.object_retrieval(_texts(enc, s.text.tolist()), objects, ref_emb,
                                        refs.class_id.tolist(), query_ids=s.sentence_id.tolist())
         frames.append(f.assign(first_category=first))
     return _tag(pd.concat(frames, ignore_index=True), enc.name, "Claim 1")
@@ -163,12 +173,23 @@ def explore(enc: Encoder, text: str, classes: list[str], template: str = "and", 
     if not text.strip():
         raise ProbeError("type a caption first")
     refs = inputs.single_captions(classes, template)
-    ref = embed_texts(enc, refs.text.tolist(), progress=False)
-    q = embed_texts(enc, [text], cache=False, progress=False)
+    ref = _texts(enc, refs.text.tolist())
+    q = _texts(enc, [text], cache=False, progress=False)
     scores = (ref @ q[0]).astype(float)
     order = np.argsort(-scores, kind="stable")[:top]
     return pd.DataFrame({"rank": range(1, len(order) + 1), "object": refs.class_name.to_numpy()[order],
                          "cosine": scores[order].round(4)})
+
+
+EMBED_PROGRESS = False  # per-call embedding bars; set True when running one large model interactively
+
+
+def _texts(enc: Encoder, texts: list[str], **kw) -> np.ndarray:
+    return embed_texts(enc, texts, progress=kw.pop("progress", EMBED_PROGRESS), **kw)
+
+
+def _images(enc: Encoder, paths: list[str]) -> np.ndarray:
+    return embed_images(enc, paths, progress=EMBED_PROGRESS)
 
 
 def _need_images(enc: Encoder, probe: str) -> None:

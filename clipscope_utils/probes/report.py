@@ -64,6 +64,10 @@ def wide(table: pd.DataFrame, index: Sequence[str], column: str, with_n: bool = 
     if with_n and not same_n:
         t["cell"] = [f"{c} n={n}" for c, n in zip(t.cell, t.n)]
     out = t.pivot_table(index=list(index), columns=column, values="cell", aggfunc="first", sort=False)
+    if "position" in t:  # positions in reading order, the "none" share (position 0) last
+        rank = t.groupby(column).position.min()
+        out = out[sorted(out.columns, key=lambda c: (rank[c] == 0, rank[c]))]
+    out = out.fillna("")
     out.columns.name = None
     if with_n and same_n:
         out.insert(0, "n", t.groupby(list(index), sort=False).n.first())
@@ -111,7 +115,7 @@ def close(g) -> None:
 def position_bias_summary(table: pd.DataFrame, probe: str) -> str:
     """One sentence per model and object count: is position 1 retrieved more than any other position?
 
-    'Preferred' needs the first position's interval to lie wholly above every other position's;
+    'Preferred' needs that position's interval to lie wholly above every other position's;
     otherwise the sentence says no preference was detected at this sample size.
     """
     lines = []
@@ -123,12 +127,12 @@ def position_bias_summary(table: pd.DataFrame, probe: str) -> str:
         best = rest.loc[rest.rate.idxmax()]
         last = rest[rest.position == rest.position.max()].iloc[0]
         if first.ci_low > rest.ci_high.max():
-            verdict = "**first position preferred**"
+            verdict = f"**{first.label} preferred**"
         elif last.ci_low > t[t.position < last.position].ci_high.max():
-            verdict = "**last position preferred**"
+            verdict = f"**{last.label} preferred**"
         else:
             verdict = "no single dominant position detected"
-        lines.append(f"- `{model}`, {n} objects: first {fmt(first.rate, first.ci_low, first.ci_high)} vs best other "
+        lines.append(f"- `{model}`, {n} objects: {first.label} {fmt(first.rate, first.ci_low, first.ci_high)} vs best other "
                      f"({best.label}) {fmt(best.rate, best.ci_low, best.ci_high)}, n = {int(first.n)}: {verdict}.")
     return f"**{probe}, measured here:**\n\n" + "\n".join(lines)
 
