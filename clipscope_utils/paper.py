@@ -58,6 +58,7 @@ def beside(measured: pd.DataFrame, task: str, on: str, model_column: str = "pape
     """
     pub = published(task, dataset, table).drop(columns="table")
     pub = pub.drop_duplicates(["paper_model", on])
+    measured = measured.drop(columns=["paper"], errors="ignore")  # re-joining another table replaces it
     out = measured.merge(pub.rename(columns={"paper_model": model_column}), on=[model_column, on], how="left")
     if n_objects is not None and "n_objects" in out:
         out.loc[out.n_objects != n_objects, "paper"] = float("nan")

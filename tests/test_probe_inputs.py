@@ -73,6 +73,8 @@ def test_beside_joins_only_matching_model_cell_and_object_count() -> None:
     assert out.paper.iloc[0] == pytest.approx(0.6396) and out.paper.iloc[1] == pytest.approx(0.2159)
     assert np.isnan(out.paper.iloc[2]) and np.isnan(out.paper.iloc[3])
     assert len(out) == len(measured)
+    t5 = paper.beside(out, "TOR", on="position", table=5)  # a second table replaces the first's numbers
+    assert list(t5.columns).count("paper") == 1 and t5.paper.isna().all()
 
 
 def _table(rates, cis, n=100, model="m"):
