@@ -1,0 +1,189 @@
+"""Train a small open_clip model from scratch: open_clip's model, tokenizer, loss and LR schedule.
+
+Why a loop of our own rather than ``open_clip_train.main``: its checkpoints fall on epoch ends and its
+data order after a resume depends on the global RNG, while the book needs checkpoints at fixed numbers
+of samples seen and a resumed run that ends bit-identical to an uninterrupted one. Everything else is
+open_clip's: ``create_model``, the tokenizer, ``ClipLoss``, ``open_clip_train.scheduler.cosine_lr``,
+its no-weight-decay rule for gains and biases and its logit-scale clamp. ``benchmarks/training.py``
+measures this loop against ``open_clip_train`` on the same model and data.
+
+A run lives in ``<cache>/models/<config key>/``: ``config.json``, ``log.csv`` (loss per step),
+``ckpt-<samples>.pt`` (open_clip state dicts, loadable as ``clipscope-tiny@<file>``), ``state.pt``
+(the latest resumable state) and ``done.json`` once finished.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from ..paths import cache_dir
+from .config import TrainConfig, TrainingError
+from .data import TrainingData
+
+
+@dataclass
+class TrainedModel:
+    """A finished run: its folder, config, loss log and checkpoints (samples seen -> file)."""
+
+    folder: Path
+    config: TrainConfig
+    log: pd.DataFrame
+    checkpoints: dict[int, Path]
+
+    @property
+    def final(self) -> Path:
+        return self.checkpoints[max(self.checkpoints)]
+
+    def model_name(self, samples: int | None = None) -> str:
+        """The registry name of a checkpoint (the final one by default)."""
+        path = self.final if samples is None else self.checkpoints[samples]
+        return f"{self.config.model}@{path}"
+
+
+def run_folder(cfg: TrainConfig) -> Path:
+    return cache_dir() / "models" / f"{cfg.model}-{cfg.order}-s{cfg.seed}-{cfg.key()}"
+
+
+def _atomic_save(obj, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _build(cfg: TrainConfig):
+    import open_clip
+
+    from ..models import registry  # registers the project configs with open_clip
+
+    registry.resolve(f"random:{cfg.model}")  # a clear error for an unknown config, before any work
+    model_cfg = open_clip.get_model_config(cfg.model)
+    if model_cfg["vision_cfg"]["image_size"] != cfg.image_size:
+        raise TrainingError(f"{cfg.model} takes {model_cfg['vision_cfg']['image_size']} px images; "
+                            f"the config asks for {cfg.image_size} px scenes")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        model = open_clip.create_model(cfg.model, pretrained=None, output_dict=True)
+    tokenizer = open_clip.get_tokenizer(cfg.model)
+    return model, tokenizer
+
+
+def _optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    # open_clip_train's rule: no weight decay on gains, biases, norms and the logit scale
+    exclude = lambda n, p: p.ndim < 2 or "bn" in n or "ln" in n or "bias" in n or "logit_scale" in n  # noqa: E731
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    groups = [{"params": [p for n, p in named if exclude(n, p)], "weight_decay": 0.0},
+              {"params": [p for n, p in named if not exclude(n, p)], "weight_decay": cfg.weight_decay}]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
+
+
+def train(cfg: TrainConfig, progress: bool = True, stop_after_step: int | None = None,
+          scenes=None) -> TrainedModel:
+    """Train ``cfg`` (or return the cached run), resuming from its last saved state if interrupted.
+
+    ``stop_after_step`` ends the process early after saving state (used to test resuming).
+    """
+    import open_clip
+    from open_clip_train.scheduler import cosine_lr
+    from tqdm import tqdm
+
+    folder = run_folder(cfg)
+    if (folder / "done.json").is_file():
+        return load_run(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text(json.dumps({"config": cfg.to_dict(), "key": cfg.key()}, indent=1))
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(cfg.threads)
+    try:
+        device = torch.device(cfg.device)
+        model, tokenizer = _build(cfg)
+        model.to(device).train()
+        pre = open_clip.get_model_preprocess_cfg(model)
+        data = TrainingData(cfg, scenes, mean=pre["mean"], std=pre["std"])
+        opt = _optimizer(model, cfg)
+        schedule = cosine_lr(opt, cfg.lr, cfg.warmup, cfg.steps)
+        loss_fn = open_clip.ClipLoss()
+        start, log = 0, []
+        if (folder / "state.pt").is_file():
+            state = torch.load(folder / "state.pt", map_location=device, weights_only=False)
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            start, log = state["step"], state["log"]
+        saves = set(cfg.checkpoint_steps())
+        bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not progress,
+                   desc=f"{cfg.model} {cfg.order} seed {cfg.seed}", unit="step")
+        t0 = time.perf_counter()
+        for step in bar:
+            schedule(step)
+            images, texts = data.batch(step)
+            images, tokens = images.to(device), tokenizer(texts).to(device)
+            out = model(images, tokens)
+            loss = loss_fn(out["image_features"], out["text_features"], out["logit_scale"])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            with torch.no_grad():
+                model.logit_scale.clamp_(0, math.log(100))
+            done = step + 1
+            log.append({"step": done, "samples": done * cfg.batch_size, "loss": float(loss.detach()),
+                        "lr": opt.param_groups[0]["lr"], "seconds": time.perf_counter() - t0})
+            if done in saves:
+                _atomic_save(model.state_dict(), folder / f"ckpt-{done * cfg.batch_size:08d}.pt")
+            if done in saves or done == stop_after_step:
+                _atomic_save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": done,
+                              "log": log}, folder / "state.pt")
+            if done == stop_after_step:
+                bar.close()
+                raise InterruptedError(f"stopped after step {done} as asked (state saved)")
+    finally:
+        torch.set_num_threads(threads)
+    pd.DataFrame(log).to_csv(folder / "log.csv", index=False)
+    (folder / "done.json").write_text(json.dumps({"steps": cfg.steps, "samples": cfg.steps * cfg.batch_size}))
+    (folder / "state.pt").unlink(missing_ok=True)
+    return load_run(folder)
+
+
+def load_run(folder: Path) -> TrainedModel:
+    """A finished run from its folder."""
+    folder = Path(folder)
+    if not (folder / "done.json").is_file():
+        raise TrainingError(f"{folder} holds no finished training run")
+    cfg = TrainConfig(**{k: tuple(v) if isinstance(v, list) else v
+                         for k, v in json.loads((folder / "config.json").read_text())["config"].items()})
+    ckpts = {int(p.stem.split("-")[1]): p for p in sorted(folder.glob("ckpt-*.pt"))}
+    return TrainedModel(folder, cfg, pd.read_csv(folder / "log.csv"), ckpts)
+
+
+def _train_quiet(cfg: TrainConfig) -> str:
+    return str(train(cfg, progress=False).folder)
+
+
+def train_many(configs: list[TrainConfig], workers: int = 2, progress: bool = True) -> list[TrainedModel]:
+    """Train several configs as parallel single-process jobs (measured best on 2 CPU cores: one thread each).
+
+    Cached runs return at once; the others run in ``workers`` processes.
+    """
+    from concurrent.futures import ProcessPoolExecutor
+    import multiprocessing as mp
+
+    from tqdm import tqdm
+
+    todo = [c for c in configs if not (run_folder(c) / "done.json").is_file()]
+    if todo and (workers == 1 or len(todo) == 1):  # no process start-up cost for a single lane
+        for cfg in tqdm(todo, desc="training runs", disable=not progress):
+            train(cfg, progress=False)
+    elif todo:
+        with ProcessPoolExecutor(max_workers=max(1, min(workers, len(todo))),
+                                 mp_context=mp.get_context("spawn")) as pool:
+            for _ in tqdm(pool.map(_train_quiet, todo), total=len(todo), desc="training runs",
+                          disable=not progress):
+                pass
+    return [load_run(run_folder(c)) for c in configs]

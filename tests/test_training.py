@@ -1,0 +1,107 @@
+"""Self-trained CLIPs: deterministic data, resume equals uninterrupted, cache keys, config errors."""
+
+import os
+
+import pytest
+import torch
+
+from clipscope_utils.training import TrainConfig, TrainingError, run_folder, train
+from clipscope_utils.training.data import TrainingData
+
+TINY = dict(scenes=6, objects=(1, 2, 3), samples=8 * 4, batch_size=8, checkpoints=2, warmup=1, seed=0)
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("CLIPSCOPE_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory):
+    from clipscope_utils.datasets import generate
+    from clipscope_utils.training.data import scene_spec
+
+    return generate(scene_spec(TrainConfig(**TINY)), tmp_path_factory.mktemp("ds") / "d", workers=1, progress=False)
+
+
+def test_batches_are_a_function_of_seed_and_step(scenes) -> None:
+    cfg = TrainConfig(**TINY)
+    a, b = TrainingData(cfg, scenes), TrainingData(cfg, scenes)
+    for step in (0, 3, 7):
+        ia, ta = a.batch(step)
+        ib, tb = b.batch(step)
+        assert torch.equal(ia, ib) and ta == tb
+    # one epoch visits every scene once
+    n = len(a)
+    seen = [i for step in range(n // cfg.batch_size) for i in a.indices(step)]
+    assert len(set(seen)) == len(seen)
+
+
+@pytest.mark.parametrize("order", ["largest_first", "largest_last"])
+def test_caption_order_puts_the_largest_object_where_asked(scenes, order) -> None:
+    data = TrainingData(TrainConfig(**TINY, order=order), scenes)
+    for scene in range(len(data)):
+        names = data.names[scene]
+        text = data.caption_of(scene, sample=scene)
+        if len(names) > 1:
+            from clipscope_utils.datasets.captions import noun_phrase
+
+            large = noun_phrase(names[0])
+            assert text.startswith(large) if order == "largest_first" else text.endswith(large)
+
+
+def test_p_first_mixes_largest_first_and_shuffled_captions(scenes) -> None:
+    data = TrainingData(TrainConfig(**TINY, p_first=0.0), scenes)
+    three = [s for s in range(len(data)) if len(data.names[s]) == 3]
+    from clipscope_utils.datasets.captions import noun_phrase
+
+    firsts = [data.caption_of(three[0], k).startswith(noun_phrase(data.names[three[0]][0])) for k in range(60)]
+    assert 0 < sum(firsts) < 60  # shuffled: the largest leads about a third of the time
+
+
+def test_resumed_run_equals_uninterrupted_run(scenes, cache, monkeypatch, tmp_path) -> None:
+    cfg = TrainConfig(**TINY)
+    whole = train(cfg, progress=False, scenes=scenes)
+    reference = torch.load(whole.final)
+    assert sorted(whole.checkpoints) == [16, 32] and len(whole.log) == 4
+
+    monkeypatch.setenv("CLIPSCOPE_CACHE", str(tmp_path / "other"))
+    with pytest.raises(InterruptedError):
+        train(cfg, progress=False, stop_after_step=3, scenes=scenes)
+    assert (run_folder(cfg) / "state.pt").is_file() and not (run_folder(cfg) / "done.json").exists()
+    resumed = train(cfg, progress=False, scenes=scenes)
+    again = torch.load(resumed.final)
+    assert reference.keys() == again.keys()
+    assert all(torch.equal(reference[k], again[k]) for k in reference)
+    assert resumed.log.loss.tolist() == whole.log.loss.tolist()
+
+
+def test_finished_runs_are_served_from_cache_and_keys_separate_every_knob(scenes, cache) -> None:
+    cfg = TrainConfig(**TINY)
+    first = train(cfg, progress=False, scenes=scenes)
+    mtime = os.path.getmtime(first.final)
+    assert train(cfg, progress=False, scenes=scenes).final == first.final
+    assert os.path.getmtime(first.final) == mtime
+    keys = {cfg.key(), cfg.replace(order="shuffled").key(), cfg.replace(seed=1).key(),
+            cfg.replace(p_first=0.5).key(), cfg.replace(lr=2e-3).key(), cfg.replace(samples=40).key()}
+    assert len(keys) == 6
+
+
+def test_checkpoints_load_through_the_model_registry(scenes, cache) -> None:
+    from clipscope_utils.embeddings import embed_texts
+    from clipscope_utils.models import load_model
+
+    run = train(TrainConfig(**TINY), progress=False, scenes=scenes)
+    enc = load_model(run.model_name(), device="cpu")
+    assert enc.identity["weights_sha256"] and embed_texts(enc, ["a cat"], progress=False).shape == (1, 64)
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(order="sideways"), "order must be"), (dict(p_first=1.5), "p_first"),
+    (dict(model="ViT-B-32"), "project config"), (dict(objects=(0, 2)), "objects"),
+    (dict(samples=4), "at least one batch"),
+])
+def test_bad_configs_fail_before_any_work(change, message) -> None:
+    with pytest.raises(TrainingError, match=message):
+        TrainConfig(**{**TINY, **change})
