@@ -35,6 +35,7 @@ test: unit nbval
 benchmark: setup
 	$(PY) benchmarks/generation.py
 	$(PY) benchmarks/embeddings.py
+	$(PY) benchmarks/training.py
 
 clean:
 	rm -rf _build book/executed .cache/book-build

@@ -1,8 +1,8 @@
 """Where the CLS token of a ViT image encoder looks: paper A section 4.1 and Figure 3.
 
-Paper A ({cite:p}`abbasi2025clip`) sums the attention the CLS token pays to the patches of each object of
-a 3-object ComCO scene and finds that the large object receives more of it than the small ones. This
-module measures exactly that for any open_clip :class:`~open_clip.transformer.VisionTransformer`:
+Paper A ("CLIP Under the Microscope", Abbasi et al. 2025) sums the attention the CLS token pays to the
+patches of each object of a 3-object ComCO scene and finds that the large object receives more of it than
+the small ones. This module measures exactly that for any open_clip :class:`~open_clip.transformer.VisionTransformer`:
 
 :func:`capture_attention`
     one forward pass of the *unchanged* model with forward hooks on every block's ``nn.MultiheadAttention``;
@@ -22,7 +22,8 @@ module measures exactly that for any open_clip :class:`~open_clip.transformer.Vi
     same per unit area.
 :func:`attention_table`
     the tidy per-object frame of a dataset; :func:`role_table` / :func:`paired_difference` tabulate it with
-    bootstrap 95 % intervals, :func:`plot_overlays` / :func:`plot_shares` draw Figure 3 a) and b).
+    bootstrap 95 % intervals, :func:`plot_overlays` / :func:`plot_shares` draw Figure 3 a) and b), :func:`plot_layers`
+    the share per block.
 
 Two layer aggregations are reported and must not be confused:
 
@@ -46,8 +47,9 @@ attention per pixel".
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -279,7 +281,7 @@ def _resized(h: int, w: int, image_size: int, mode: str) -> tuple[int, int, int,
         rh, rw = image_size, int(image_size * w / h)
     else:
         rh, rw = int(image_size * h / w), image_size
-    return rh, rw, int(round((rh - image_size) / 2.0)), int(round((rw - image_size) / 2.0))
+    return rh, rw, round((rh - image_size) / 2.0), round((rw - image_size) / 2.0)
 
 
 def _check_grid(grid: int, image_size: int) -> None:
@@ -393,7 +395,7 @@ def attention_table(encoder: Any, scenes, n_images: int | None = None, seed: int
     ``to_patches`` is the raw mass of the CLS row on patch tokens before renormalisation (the rest is the
     CLS token's attention to itself). See the module docstring for ``area_share`` and ``attention_per_area``.
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     if region not in REGIONS:
         raise AttentionError(f"unknown region {region!r}; allowed: {list(REGIONS)}")
@@ -428,19 +430,18 @@ def attention_table(encoder: Any, scenes, n_images: int | None = None, seed: int
                                       resize_mode=mode)
                 else:
                     cov = box_masks(objs[["x0", "y0", "x1", "y1"]].to_numpy(), hw, grid, size, resize_mode=mode)
-                roles = _roles(objs)
+                base = [{"model": name, "image_id": image_id, "n_objects": len(objs), "object_index": int(k),
+                         "class_name": c, "is_large": bool(big), "role": role}
+                        for k, c, big, role in zip(objs.object_index, objs.class_name, objs.is_large, _roles(objs))]
                 for variant, layer, row in variants:
                     patches = row[b, 1:]
                     to_patches = float(patches.sum())
                     res = object_attention(patches / to_patches, cov)
-                    for j, obj in enumerate(objs.itertuples(index=False)):
-                        rows.append({
-                            "model": name, "image_id": image_id, "n_objects": len(objs),
-                            "object_index": int(obj.object_index), "class_name": obj.class_name,
-                            "is_large": bool(obj.is_large), "role": roles[j], "variant": variant, "layer": layer,
-                            "area_share": float(res["area_share"][j]), "attention": float(res["attention"][j]),
-                            "attention_per_area": float(res["attention_per_area"][j]), "to_patches": to_patches,
-                        })
+                    for j, obj in enumerate(base):
+                        rows.append({**obj, "variant": variant, "layer": layer,
+                                     "area_share": float(res["area_share"][j]), "attention": float(res["attention"][j]),
+                                     "attention_per_area": float(res["attention_per_area"][j]),
+                                     "to_patches": to_patches})
             bar.update(len(batch))
     finally:
         bar.close()
@@ -521,31 +522,52 @@ def layer_table(frame: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> pd.Da
     return pd.DataFrame(rows, columns=["model", "layer", "role", "n", "rate", "ci_low", "ci_high"])
 
 
-def summary(roles: pd.DataFrame, diffs: pd.DataFrame) -> str:
-    """Markdown sentences per model and variant, verdicts read off the intervals only."""
-    from .probes.report import fmt
+SHARES = ("attention", "area_share")
+
+
+def as_percent(table: pd.DataFrame) -> pd.DataFrame:
+    """The share measures (attention, area share) of a role or paired table in percent; ratios unchanged."""
+    t = table.copy()
+    share = t.measure.isin(SHARES) if "measure" in t else pd.Series(True, index=t.index)
+    for c in ("rate", "ci_low", "ci_high"):
+        t.loc[share, c] = t.loc[share, c] * 100
+    return t
+
+
+def summary(roles: pd.DataFrame, diffs: pd.DataFrame, controls: Sequence[str] = ()) -> str:
+    """Markdown sentences per model and variant (shares in %), verdicts read off the intervals only.
+
+    Models named in ``controls`` (random-init) are flagged: whatever they show needs no training.
+    """
+
+    def pct(rate: float, lo: float, hi: float, sign: str = "", unit: str = " %") -> str:
+        return f"{rate * 100:{sign}.1f}{unit} [{lo * 100:{sign}.1f}, {hi * 100:{sign}.1f}]"
 
     def cell(t: pd.DataFrame) -> str:
         r = t.iloc[0]
-        return fmt(r.rate, r.ci_low, r.ci_high)
+        return pct(r.rate, r.ci_low, r.ci_high)
 
     lines = []
     for (model, variant), d in diffs.groupby(["model", "variant"], sort=False):
-        r = roles[(roles.model == model) & (roles.variant == variant)]
-        get = lambda role, m: r[(r.role == role) & (r.measure == m)]  # noqa: E731
-        att = d[d.measure == "attention"].iloc[0]
+        r = roles[(roles.model == model) & (roles.variant == variant)].set_index(["role", "measure"])
+
+        def get(role: str, m: str, r: pd.DataFrame = r) -> pd.DataFrame:
+            return r.loc[[(role, m)]]
+
+        a = d[d.measure == "attention"].iloc[0]
         pa = d[d.measure == "attention_per_area"].iloc[0]
-        more = ("**the large object receives more CLS attention**" if att.ci_low > 0 else
-                "**the small objects receive more CLS attention**" if att.ci_high < 0 else
+        more = ("**the large object receives more CLS attention**" if a.ci_low > 0 else
+                "**the small objects receive more CLS attention**" if a.ci_high < 0 else
                 "no difference in attention share detected")
-        dens = ("more attention per unit area than the small ones (beyond its size)" if pa.ci_low > 0 else
-                "less attention per unit area than the small ones" if pa.ci_high < 0 else
+        dens = ("the large object gets more attention per unit area than the small ones" if pa.ci_low > 0 else
+                "the large object gets less attention per unit area than the small ones" if pa.ci_high < 0 else
                 "no difference per unit area detected (what area alone predicts)")
+        flag = " *(random-init control: no training involved)*" if model in set(controls) else ""
         lines.append(
-            f"- `{model}`, {variant}: large {cell(get('large', 'attention'))} vs small (mean) "
-            f"{cell(get('small (mean)', 'attention'))} of the CLS attention to patches, n = {int(att.n)} images; "
+            f"- `{model}`, {variant}{flag}: large {cell(get('large', 'attention'))} vs small (mean) "
+            f"{cell(get('small (mean)', 'attention'))} of the CLS attention to patches, n = {int(a.n)} images; "
             f"area shares {cell(get('large', 'area_share'))} vs {cell(get('small (mean)', 'area_share'))}. "
-            f"Paired large − small {att.rate:+.3f} [{att.ci_low:+.3f}, {att.ci_high:+.3f}]: {more}; per unit area "
+            f"Paired large − small {pct(a.rate, a.ci_low, a.ci_high, '+', ' points')}: {more}; per unit area "
             f"{pa.rate:+.2f} [{pa.ci_low:+.2f}, {pa.ci_high:+.2f}]: {dens}.")
     return "**Measured here:**\n\n" + "\n".join(lines)
 
@@ -557,9 +579,11 @@ def summary(roles: pd.DataFrame, diffs: pd.DataFrame) -> str:
 
 def plot_overlays(encoder: Any, scenes, image_ids: Sequence[str], variants: Sequence[str] = VARIANTS,
                   region: str = "mask"):
-    """Figure 3 a): each image, then its CLS attention map per variant (patch shares, upsampled to the image),
-    object outlines on top and each object's share in the title. Returns the matplotlib figure."""
+    """Figure 3 a): each image as the model sees it, then its CLS attention map per variant over it, on one
+    colour scale for the whole figure in multiples of uniform attention (1 = 1/P per patch), with the objects'
+    outlines and each object's share of the attention (%) in the title. Returns the matplotlib figure."""
     import matplotlib.pyplot as plt
+    from matplotlib.colors import Normalize
 
     visual = vision_transformer(encoder)
     g, size = int(visual.grid_size[0]), int(visual.image_size[0])
@@ -569,11 +593,13 @@ def plot_overlays(encoder: Any, scenes, image_ids: Sequence[str], variants: Sequ
         raise AttentionError("no images to draw")
     x = torch.stack([encoder.preprocess(scenes.image(i)) for i in ids])
     maps = capture_attention(encoder, x)
-    fig, axes = plt.subplots(1 + len(variants), len(ids), figsize=(2.2 * len(ids), 2.3 * (1 + len(variants))),
+    shares = {v: maps.cls_patches(v).numpy() * g * g for v in variants}  # multiples of uniform
+    norm = Normalize(0, max(2.0, max(float(s.max()) for s in shares.values())))
+    fig, axes = plt.subplots(1 + len(variants), len(ids), figsize=(2.2 * len(ids) + 0.8, 2.3 * (1 + len(variants))),
                              squeeze=False)
     objects = scenes.objects.sort_values(["image_id", "object_index"])
     for c, image_id in enumerate(ids):
-        img = np.asarray(scenes.image(image_id).convert("RGB").resize((size, size)))
+        img = np.asarray(_to_input(scenes.image(image_id).convert("RGB"), size, mode, nearest=False))
         mask = scenes.mask(image_id)
         objs = objects[objects.image_id == image_id]
         roles = _roles(objs)
@@ -581,43 +607,45 @@ def plot_overlays(encoder: Any, scenes, image_ids: Sequence[str], variants: Sequ
             cov = patch_masks(mask, g, size, image_hw=mask.shape, n_objects=len(objs), resize_mode=mode)
         else:
             cov = box_masks(objs[["x0", "y0", "x1", "y1"]].to_numpy(), mask.shape, g, size, resize_mode=mode)
-        small_mask = np.asarray(_resize_labels(mask, size))
+        labels = np.asarray(_to_input(mask, size, mode, nearest=True))
         axes[0, c].imshow(img)
         axes[0, c].set_title(image_id, fontsize=8)
         for r, variant in enumerate(variants, start=1):
-            share = maps.cls_patches(variant)[c].numpy()
-            res = object_attention(share, cov)
+            res = object_attention(shares[variant][c] / (g * g), cov)
             ax = axes[r, c]
             ax.imshow(img)
-            ax.imshow(share.reshape(g, g), cmap="inferno", alpha=0.6, extent=(0, size, size, 0),
-                      interpolation="nearest", vmin=0)
-            ax.contour(small_mask, levels=np.arange(1, len(objs) + 1) - 0.5, colors="cyan", linewidths=0.7)
-            ax.set_title(" · ".join(f"{'L' if ro == 'large' else 's'} {a:.2f}"
-                                    for ro, a in zip(roles, res["attention"])), fontsize=8)
+            im = ax.imshow(shares[variant][c].reshape(g, g), cmap="inferno", norm=norm, alpha=0.65,
+                           extent=(0, size, size, 0), interpolation="nearest")
+            ax.contour(labels, levels=np.arange(1, len(objs) + 1) - 0.5, colors="cyan", linewidths=0.7)
+            order = sorted(range(len(roles)), key=lambda j: _role_key(roles[j]))
+            ax.set_title(" · ".join(f"{'L' if roles[j] == 'large' else 's'} {100 * res['attention'][j]:.0f}%"
+                                    for j in order), fontsize=8)
             if c == 0:
                 ax.set_ylabel(variant)
     for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])
     axes[0, 0].set_ylabel("image")
-    fig.suptitle("CLS attention to patches (share per patch); titles: share per object, L = large, s = small",
-                 fontsize=9)
+    fig.suptitle("CLS attention to patches; titles: % of it per object (L = large, s = small)", fontsize=9)
     fig.tight_layout()
+    fig.colorbar(im, ax=axes[1:, :].ravel().tolist(), shrink=0.8, label="× uniform (1 = 1/P)")
     return fig
 
 
-def _resize_labels(mask: np.ndarray, size: int) -> np.ndarray:
+def _to_input(image, size: int, mode: str, nearest: bool):
+    """A PIL image or label map mapped to the model's input geometry (resize + centre crop, as the preprocess)."""
     from PIL import Image
 
-    if mask.shape == (size, size):
-        return mask
-    return np.asarray(Image.fromarray(mask.astype(np.uint8)).resize((size, size), Image.NEAREST))
+    im = Image.fromarray(np.asarray(image).astype(np.uint8)) if isinstance(image, np.ndarray) else image
+    rh, rw, top, left = _resized(im.height, im.width, size, mode)
+    im = im.resize((rw, rh), Image.NEAREST if nearest else Image.BICUBIC)
+    return im.crop((left, top, left + size, top + size))
 
 
 def plot_shares(roles: pd.DataFrame, measure: str = "attention", baseline: str | None = "area_share",
                 title: str = ""):
     """Figure 3 b): bars of ``measure`` per role (large, small 1, ...), one panel per (model, variant), with the
-    table's own 95 % intervals; the ``baseline`` measure (area share) as hatched bars beside them."""
+    table's own 95 % intervals; the ``baseline`` measure (area share) as hatched bars beside them. Shares in %."""
     import matplotlib.pyplot as plt
 
     t = roles[~roles.role.eq("small (mean)")]
@@ -633,6 +661,8 @@ def plot_shares(roles: pd.DataFrame, measure: str = "attention", baseline: str |
         width = 0.8 / len(series)
         for s, (m, label, hatch) in enumerate(series):
             q = p[p.measure == m].set_index("role").reindex(labels)
+            if m in SHARES:
+                q = q.assign(rate=q.rate * 100, ci_low=q.ci_low * 100, ci_high=q.ci_high * 100)
             pos = xs + (s - (len(series) - 1) / 2) * width
             ax.bar(pos, q.rate, width, label=label, hatch=hatch, color=f"C{s}", alpha=0.85 if hatch is None else 0.5)
             ax.errorbar(pos, q.rate, yerr=[q.rate - q.ci_low, q.ci_high - q.rate], fmt="none", ecolor="black",
@@ -641,9 +671,39 @@ def plot_shares(roles: pd.DataFrame, measure: str = "attention", baseline: str |
             ax.axhline(1, ls=":", color="gray", lw=1)
         ax.set_xticks(xs, labels)
         ax.set_title(f"{model}\n{variant}", fontsize=9)
-    axes[0, 0].set_ylabel({"attention": "share of CLS attention to patches",
+    axes[0, 0].set_ylabel({"attention": "% of CLS attention to patches",
                            "attention_per_area": "attention share / area share"}.get(measure, measure))
     axes[0, -1].legend(fontsize=8, loc="upper right")
+    if title:
+        fig.suptitle(title, y=1.02)
+    fig.tight_layout()
+    return fig
+
+
+def plot_layers(layers: pd.DataFrame, roles: pd.DataFrame | None = None, title: str = ""):
+    """Attention share of the large object and of the mean small object per block, with 95 % intervals;
+    with ``roles`` (:func:`role_table`), their mean area shares as dashed lines (the uniform-attention baseline)."""
+    import matplotlib.pyplot as plt
+
+    models = list(dict.fromkeys(layers.model))
+    fig, axes = plt.subplots(1, len(models), figsize=(4.6 * len(models), 3.2), squeeze=False, sharey=True)
+    for ax, model in zip(axes[0], models):
+        for i, role in enumerate(["large", "small (mean)"]):
+            t = layers[(layers.model == model) & (layers.role == role)].sort_values("layer")
+            ax.errorbar(t.layer, 100 * t.rate, yerr=[100 * (t.rate - t.ci_low), 100 * (t.ci_high - t.rate)],
+                        marker="o", capsize=2,
+                        color=f"C{i}", label=role)
+            if roles is not None:
+                area = roles[(roles.model == model) & (roles.role == role) & (roles.measure == "area_share")]
+                if len(area):
+                    ax.axhline(100 * area.rate.iloc[0], ls="--", lw=1, color=f"C{i}",
+                               label=f"{role}: area share")
+        ax.set_xticks(sorted(layers.layer.unique()))
+        ax.set_ylim(bottom=0)
+        ax.set_xlabel("block")
+        ax.set_title(model, fontsize=9)
+    axes[0, 0].set_ylabel("% of CLS attention to patches")
+    axes[0, -1].legend(fontsize=7, loc="center right")
     if title:
         fig.suptitle(title, y=1.02)
     fig.tight_layout()

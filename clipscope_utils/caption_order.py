@@ -30,8 +30,9 @@ pipeline with every stage pluggable and an offline default for each:
 3. **Areas**: ground truth (``objects.area_px``; for COCO the largest instance of the category, as
    ``load_coco`` stores it) or a ``segmenter(image, class_name) -> mask`` callable, area = number of
    mask pixels (0 or ``None`` = not found). Language-Segment-Anything, which the paper used, plugs in
-   there (``lambda im, name: lang_sam.predict([im], [name])[0]["masks"].any(0)`` or similar); it
-   is not available offline, so the book uses ground-truth areas.
+   there: wrap its text-prompted prediction so that it returns the union of the masks found for
+   ``class_name`` in ``image`` (a PIL image). It is not available offline, so the book uses
+   ground-truth areas.
 
 4. **Table** (:func:`largest_position_table`): per caption with >= 2 matched objects, the 1-based
    position of the largest one among them; the share at each position per number of objects, with
@@ -47,9 +48,10 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Callable, Iterable, Mapping, Protocol, Sequence, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
@@ -292,7 +294,7 @@ class ClassMatcher:
                 cur.append(w)
         parts.append(cur)
         parts = [p for p in parts if p]
-        for i, part in enumerate(parts):
+        for part in parts:
             cid = self._head_match(part, m.lemma if len(parts) == 1 else None)
             if cid is not None:
                 return cid
@@ -458,11 +460,11 @@ def largest_position_table(records: pd.DataFrame, ties: str = "drop", n_boot: in
     first["uniform"] = 1.0 / first.n_mentioned
     first["ratio"] = first.share_first / first.uniform
     counts = {
-        "captions": int(len(records)),
+        "captions": len(records),
         "fewer_than_2_objects": int((records.n_mentioned < 2).sum()),
         "ties": n_ties,
         "ties_dropped": n_ties if ties == "drop" else 0,
-        "in_table": int(len(per_caption)),
+        "in_table": len(per_caption),
         "mentions_extracted": int(records.n_extracted.sum()),
         "mentions_unknown": int(records.n_unknown.sum()),
         "mentions_absent": int(records.n_absent.sum()),

@@ -10,8 +10,20 @@ import pandas as pd
 import pytest
 
 from clipscope_utils.caption_order import (
-    ClassMatcher, ClassNameExtractor, ExtractionError, Extractor, LLMExtractor, Mention, SceneGraphExtractor,
-    caption_records, extractor_quality, largest_position, largest_position_table, parse_llm_reply, run, singular,
+    ClassMatcher,
+    ClassNameExtractor,
+    ExtractionError,
+    Extractor,
+    LLMExtractor,
+    Mention,
+    SceneGraphExtractor,
+    caption_records,
+    extractor_quality,
+    largest_position,
+    largest_position_table,
+    parse_llm_reply,
+    run,
+    singular,
 )
 from clipscope_utils.datasets import SceneSpec, generate
 from clipscope_utils.datasets.families import classes as family_classes
@@ -72,7 +84,7 @@ def test_class_name_extractor_on_tricky_captions(text: str, expected: list[str])
 def test_scene_graph_extractor_on_tricky_captions(scene_graph: SceneGraphExtractor, text: str,
                                                   expected: list[str]) -> None:
     mentions = scene_graph.mentions(text)
-    classes, unknown = ClassMatcher(CLASSES).classes_of(mentions)
+    classes, _ = ClassMatcher(CLASSES).classes_of(mentions)
     assert classes == expected
     starts = [m.start for m in mentions]
     assert starts == sorted(starts) and all(text[m.start:].startswith(m.text) for m in mentions)

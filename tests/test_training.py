@@ -105,3 +105,29 @@ def test_checkpoints_load_through_the_model_registry(scenes, cache) -> None:
 def test_bad_configs_fail_before_any_work(change, message) -> None:
     with pytest.raises(TrainingError, match=message):
         TrainConfig(**{**TINY, **change})
+
+
+def test_untrained_start_of_a_run_is_the_registry_random_init() -> None:
+    """Samples = 0 of every progression curve is ``random:<config>:<seed>``: the exact weights training starts from."""
+    from clipscope_utils.models import load_model
+    from clipscope_utils.training.loop import _build
+
+    for seed in (0, 3):
+        model, _ = _build(TrainConfig(**{**TINY, "seed": seed}))
+        registry = load_model(f"random:clipscope-tiny:{seed}", device="cpu").model.state_dict()
+        start = model.state_dict()
+        assert all(torch.equal(start[k], registry[k]) for k in start)
+
+
+def test_probe_runs_tags_every_checkpoint_with_order_seed_and_samples(scenes, cache) -> None:
+    from clipscope_utils import origin
+    from clipscope_utils.datasets import generate
+    from clipscope_utils.training.data import scene_spec
+
+    run = train(TrainConfig(**TINY), progress=False, scenes=scenes)
+    evaluation = generate(scene_spec(run.config, "eval", images=3), cache / "eval", workers=1, progress=False)
+    frames = origin.probe_runs([run], evaluation, probes=("TOR", "IOR"), device="cpu", progress=False)
+    assert sorted(frames.samples.unique()) == [0, 16, 32]
+    assert set(frames.order) == {"largest_first"} and set(frames.seed) == {0}
+    per_state = frames.groupby(["samples", "probe"]).query_id.nunique()
+    assert (per_state == 6).all()  # 3 unseen scenes for each multi-object count (2 and 3)
