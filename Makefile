@@ -33,6 +33,7 @@ nbval: smoke
 test: unit nbval
 
 benchmark: setup
+	$(PY) -m pip install --quiet -e '.[benchmark]'
 	$(PY) benchmarks/generation.py
 	$(PY) benchmarks/embeddings.py
 	$(PY) benchmarks/training.py
