@@ -108,3 +108,15 @@ def test_paired_difference_summary_pairs_by_query() -> None:
                           "hit": [1, 1, 1, 1, 0, 0, 0, 1]})
     text = report.paired_difference_summary(frame, "group", "a", "b", n_boot=200, seed=0)
     assert "a − b = +0.750" in text and "over 4 pairs" in text
+
+
+def test_trend_summary_reports_rise_fall_and_fading() -> None:
+    rows = []
+    for order, rates in {"up": [0.1, 0.3, 0.5], "flat": [0.2, 0.22, 0.21], "fade": [0.1, 0.6, 0.12]}.items():
+        for s, r in zip([0, 10, 20], rates):
+            rows.append({"probe": "TOR", "n_objects": 2, "order": order, "samples": s, "rate": r,
+                         "ci_low": r - 0.03, "ci_high": r + 0.03})
+    text = report.trend_summary(pd.DataFrame(rows))
+    line = {o: next(l for l in text.splitlines() if f"order {o}:" in l) for o in ("up", "flat", "fade")}
+    assert "**rose**" in line["up"] and "no change detected" in line["flat"]
+    assert "**faded**" in line["fade"] and "samples = 10" in line["fade"]

@@ -150,3 +150,24 @@ def paired_difference_summary(frame: pd.DataFrame, column: str, a: str, b: str, 
         verdict = (f"{a} higher" if lo > 0 else f"{b} higher" if hi < 0 else "no difference detected")
         lines.append(f"- `{model}`: {a} − {b} = {d.mean():+.3f} [{lo:+.3f}, {hi:+.3f}] over {len(d)} pairs: {verdict}.")
     return "**Paired difference, measured here:**\n\n" + "\n".join(lines)
+
+
+def trend_summary(table: pd.DataFrame, by: Sequence[str] = ("probe", "n_objects", "order"),
+                  x: str = "samples") -> str:
+    """Per group: the rate at the first and the last ``x`` and whether it rose, fell or did not detectably change.
+
+    'Rose' / 'fell' need the two 95 % intervals not to overlap; the peak is named when it lies in between,
+    so a bias that appears and fades again is reported as such.
+    """
+    lines = []
+    for key, t in table.sort_values(x).groupby(list(by), sort=False):
+        first, last = t.iloc[0], t.iloc[-1]
+        peak = t.loc[t.rate.idxmax()]
+        verdict = ("**rose**" if last.ci_low > first.ci_high else "**fell**" if last.ci_high < first.ci_low
+                   else "no change detected")
+        faded = (peak[x] not in (first[x], last[x]) and peak.ci_low > last.ci_high)
+        tail = f"; it peaked at {peak.rate:.2f} ({x} = {peak[x]}) and **faded** after" if faded else ""
+        label = ", ".join(f"{b} {k}" for b, k in zip(by, key if isinstance(key, tuple) else (key,)))
+        lines.append(f"- {label}: {fmt(first.rate, first.ci_low, first.ci_high)} at {x} = {first[x]} → "
+                     f"{fmt(last.rate, last.ci_low, last.ci_high)} at {last[x]}: {verdict}{tail}.")
+    return "**Measured here:**\n\n" + "\n".join(lines)
