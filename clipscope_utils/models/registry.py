@@ -32,6 +32,7 @@ files in the weights folder: ``$CLIPSCOPE_WEIGHTS`` (default ``<cache>/weights``
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import difflib
 import hashlib
 import json
@@ -55,7 +56,7 @@ WEIGHTS_ENV = "CLIPSCOPE_WEIGHTS"
 PROJECT_PREFIX = "clipscope-"
 DEFAULT_SEED = 0
 
-CLIP_SOURCES = ("pretrained", "hf-hub", "checkpoint", "random")
+CLIP_SOURCES = ("pretrained", "hf-hub", "checkpoint", "random", "trained")
 TEXT_SOURCES = ("sbert", "glove", "simcse")
 
 
@@ -166,6 +167,9 @@ class ModelSpec:
             return f"open_clip arch '{self.arch}' with checkpoint {where}"
         if self.source == "random":
             return f"open_clip arch '{self.arch}', random init (seed {self.seed})"
+        if self.source == "trained":
+            return (f"open_clip arch '{self.arch}' trained here on {self.pretrained} captions (seed {self.seed}; "
+                    f"{self.note})")
         return f"text baseline {self.source} ({self.arch})"
 
 
@@ -264,6 +268,9 @@ def resolve(name: str | ModelSpec) -> ModelSpec:
             raise ModelError(f"model {name!r}: the seed {parts[1]!r} is not an integer.") from None
         return ModelSpec(name=f"random:{arch}:{seed}", source="random", arch=arch, seed=seed)
 
+    if name.startswith("trained:"):
+        return _trained_spec(name)
+
     if name.startswith("open_clip:"):
         rest = name[len("open_clip:"):]
         if "/" not in rest:
@@ -313,10 +320,37 @@ def resolve(name: str | ModelSpec) -> ModelSpec:
     raise ModelError(f"unknown model name {name!r}. " + _forms_help() + _did_you_mean(name, candidates))
 
 
+def _trained_config(spec: ModelSpec):
+    from ..training import TrainConfig
+
+    return TrainConfig(order=spec.pretrained, seed=spec.seed, device=pick_device("auto"))
+
+
+def _trained_spec(name: str) -> ModelSpec:
+    """``trained:<order>[:<seed>]``: the book's default self-trained CLIP (``TrainConfig`` defaults, which the
+    tests keep equal to the default profile's pretraining chapter), trained on first use and cached."""
+    from ..training import ORDERS, TrainingError
+
+    parts = name[len("trained:"):].split(":")
+    if len(parts) > 2 or parts[0] not in ORDERS:
+        raise ModelError(f"model {name!r}: expected 'trained:<order>[:<seed>]' with order one of {list(ORDERS)}.")
+    try:
+        seed = int(parts[1]) if len(parts) == 2 else DEFAULT_SEED
+    except ValueError:
+        raise ModelError(f"model {name!r}: the seed {parts[1]!r} is not an integer.") from None
+    spec = ModelSpec(name=f"trained:{parts[0]}:{seed}", source="trained", pretrained=parts[0], seed=seed)
+    try:
+        cfg = _trained_config(spec)
+    except TrainingError as e:
+        raise ModelError(f"model {name!r}: {e}") from None
+    return dataclasses.replace(spec, arch=cfg.model, note=f"self-trained, config key {cfg.key()}")
+
+
 def _forms_help() -> str:
     return ("Accepted names: the paper's models (" + ", ".join(repr(r["name"]) for r in PAPER_MODELS)
             + "), 'open_clip:<ARCH>/<TAG>', 'hf-hub:<org>/<repo>', '<ARCH>@<checkpoint path>', "
-            "'random:<ARCH>[:<seed>]', 'sbert', 'simcse', 'glove'; project architectures: "
+            "'random:<ARCH>[:<seed>]', 'trained:<order>[:<seed>]' (the book's self-trained CLIPs), "
+            "'sbert', 'simcse', 'glove'; project architectures: "
             + ", ".join(_project_archs()) + ".")
 
 
@@ -670,6 +704,13 @@ def load_model(name: str | ModelSpec, device: str = "auto") -> Encoder:
     """Load a model by name or spec onto ``device`` ("auto": CUDA when present) and return its Encoder."""
     spec = resolve(name)
     dev = torch.device(pick_device(device))
+    if spec.source == "trained":  # train once (cached by its full configuration), then load its final checkpoint
+        from ..training import train
+
+        run = train(_trained_config(spec))
+        enc = _load_clip(dataclasses.replace(spec, source="checkpoint", path=str(run.final)), dev)
+        enc.spec = spec
+        return enc
     if spec.kind == "clip":
         return _load_clip(spec, dev)
     from . import text_baselines

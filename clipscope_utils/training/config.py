@@ -23,6 +23,9 @@ class TrainingError(ValueError):
 class TrainConfig:
     """A small open_clip model trained from scratch on generated scenes.
 
+    The defaults are the default profile's pretraining chapter (a test keeps them equal), so the
+    registry name ``trained:<order>:<seed>`` names the same cached run the book trains.
+
     ``order``: where the largest object goes in each training caption; with ``largest_first`` the
     largest object leads with probability ``p_first`` and the caption is shuffled otherwise (paper A's
     web captions mention large objects early, not always first).
@@ -43,7 +46,7 @@ class TrainConfig:
     lr: float = 1e-3
     weight_decay: float = 0.1
     warmup: int = 50  # optimiser steps
-    checkpoints: int = 4  # evenly spaced checkpoints (in samples seen), the last at ``samples``
+    checkpoints: int = 5  # evenly spaced checkpoints (in samples seen), the last at ``samples``
     seed: int = 0
     threads: int = 1
     device: str = "cpu"
