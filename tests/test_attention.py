@@ -12,20 +12,7 @@ from clipscope_utils.models.registry import load_model
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    import os
-
-    old = os.environ.get("CLIPSCOPE_CACHE")
-    os.environ["CLIPSCOPE_CACHE"] = str(tmp_path_factory.mktemp("cache"))
-    yield
-    if old is None:
-        os.environ.pop("CLIPSCOPE_CACHE")
-    else:
-        os.environ["CLIPSCOPE_CACHE"] = old
-
-
-@pytest.fixture(scope="module")
-def tiny(cache):
+def tiny(module_cache):
     torch.manual_seed(0)
     return load_model("random:clipscope-tiny", device="cpu")  # ViT, 64 px, patch 8: an 8 x 8 grid
 

@@ -20,25 +20,12 @@ def scenes(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    import os
-
-    old = os.environ.get("CLIPSCOPE_CACHE")
-    os.environ["CLIPSCOPE_CACHE"] = str(tmp_path_factory.mktemp("cache"))
-    yield
-    if old is None:
-        os.environ.pop("CLIPSCOPE_CACHE")
-    else:
-        os.environ["CLIPSCOPE_CACHE"] = old
-
-
-@pytest.fixture(scope="module")
-def tiny(cache):
+def tiny(module_cache):
     return load_model("random:clipscope-tiny", device="cpu")
 
 
 @pytest.fixture(scope="module")
-def glove(cache):
+def glove(module_cache):
     return load_model("glove", device="cpu")
 
 
