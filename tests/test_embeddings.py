@@ -18,16 +18,6 @@ from clipscope_utils.models import ModelError, load_model
 TEXTS = [f"a photo of {n} {c} cubes" for n in ("two", "three", "four") for c in ("red", "blue", "green")]
 
 
-@pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    root = tmp_path_factory.mktemp("emb-env")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("HF_HUB_OFFLINE", "1")
-        mp.setenv("HF_HUB_CACHE", str(root / "hf-hub"))
-        mp.setenv("CLIPSCOPE_CACHE", str(root / "cache"))
-        yield root
-
-
 @pytest.fixture(autouse=True)
 def fresh_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("CLIPSCOPE_CACHE", str(tmp_path / "cache"))
@@ -35,18 +25,18 @@ def fresh_cache(tmp_path, monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def tiny(env):
+def tiny(offline_module_env):
     return load_model("random:clipscope-tiny:0", device="cpu")
 
 
 @pytest.fixture(scope="module")
-def tiny1(env):
+def tiny1(offline_module_env):
     return load_model("random:clipscope-tiny:1", device="cpu")
 
 
 @pytest.fixture(scope="module")
-def pngs(env):
-    folder = env / "pngs"
+def pngs(offline_module_env):
+    folder = offline_module_env / "pngs"
     folder.mkdir()
     rng = np.random.default_rng(0)
     paths = []
@@ -224,7 +214,7 @@ def test_missing_image_file_is_named(tiny, tmp_path):
         embed_images(tiny, [tmp_path / "nope.png"], progress=False)
 
 
-def test_text_only_models_go_through_the_same_engine(env):
+def test_text_only_models_go_through_the_same_engine(offline_module_env):
     glove = load_model("glove")
     out = embed_texts(glove, ["a red cube and a blue sphere", "a blue sphere and a red cube"], progress=False)
     assert out.shape == (2, 50) and np.allclose(out[0], out[1])

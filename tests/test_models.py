@@ -29,18 +29,6 @@ def offline_env(tmp_path, monkeypatch):
     monkeypatch.setenv("CLIPSCOPE_WEIGHTS", str(tmp_path / "weights"))
 
 
-@pytest.fixture(scope="module")
-def module_env(tmp_path_factory):
-    """The same offline, throw-away environment for the module-scoped models loaded once per module."""
-    root = tmp_path_factory.mktemp("models-env")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("HF_HUB_OFFLINE", "1")
-        mp.setenv("HF_HUB_CACHE", str(root / "hf-hub"))
-        mp.setenv("CLIPSCOPE_CACHE", str(root / "cache"))
-        mp.setenv("CLIPSCOPE_WEIGHTS", str(root / "weights"))
-        yield root
-
-
 def _never_called(*args, **kwargs):
     raise AssertionError("open_clip must not be asked to build the model")
 
@@ -209,7 +197,7 @@ def test_corrupt_checkpoint_becomes_model_error(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def tiny(module_env):
+def tiny(offline_module_env):
     return load_model("random:clipscope-tiny", device="cpu")
 
 
@@ -302,12 +290,12 @@ def test_pretrained_tag_loads_from_the_local_hf_cache(monkeypatch, tmp_path, tin
 
 
 @pytest.fixture(scope="module")
-def sbert(module_env):
+def sbert(offline_module_env):
     return load_model("sbert", device="cpu")
 
 
 @pytest.fixture(scope="module")
-def glove(module_env):
+def glove(offline_module_env):
     return load_model("glove")
 
 

@@ -72,14 +72,19 @@ def _tag(frame: pd.DataFrame, name: str, probe: str) -> pd.DataFrame:
     return frame.assign(model=name, paper_model=paper_row(name), probe=probe)
 
 
+def _retrieve(enc: Encoder, probe: str, q: pd.DataFrame, query_emb: np.ndarray, refs: pd.DataFrame,
+              ref_emb: np.ndarray) -> pd.DataFrame:
+    """Score queries ``q`` (objects in position order) against references ``refs`` (one class per row)."""
+    frame = retrieval.object_retrieval(query_emb, q.objects.tolist(), ref_emb, refs.class_id.tolist(),
+                                       query_ids=q.query_id.tolist())
+    return _tag(frame, enc.name, probe)
+
+
 def tor(enc: Encoder, scenes: SceneSet, template: str = "and") -> pd.DataFrame:
     """TOR: multi-object caption -> nearest single-object caption, per caption position."""
     q = inputs.caption_queries(scenes, template)
     refs = inputs.single_captions(scenes.classes, template)
-    frame = retrieval.object_retrieval(_texts(enc, q.text.tolist()), q.objects.tolist(),
-                                       _texts(enc, refs.text.tolist()), refs.class_id.tolist(),
-                                       query_ids=q.query_id.tolist())
-    return _tag(frame, enc.name, "TOR")
+    return _retrieve(enc, "TOR", q, _texts(enc, q.text.tolist()), refs, _texts(enc, refs.text.tolist()))
 
 
 def cross_modal_tor(enc: Encoder, scenes: SceneSet, template: str = "and", reference_size: str = "large"):
@@ -87,10 +92,7 @@ def cross_modal_tor(enc: Encoder, scenes: SceneSet, template: str = "and", refer
     _need_images(enc, "cross-modal TOR")
     q = inputs.caption_queries(scenes, template)
     refs = inputs.reference_images(scenes, reference_size)
-    frame = retrieval.object_retrieval(_texts(enc, q.text.tolist()), q.objects.tolist(),
-                                       _images(enc, refs.path.tolist()), refs.class_id.tolist(),
-                                       query_ids=q.query_id.tolist())
-    return _tag(frame, enc.name, "cross-modal TOR")
+    return _retrieve(enc, "cross-modal TOR", q, _texts(enc, q.text.tolist()), refs, _images(enc, refs.path.tolist()))
 
 
 def ior(enc: Encoder, scenes: SceneSet, reference_size: str = "large") -> pd.DataFrame:
@@ -98,10 +100,7 @@ def ior(enc: Encoder, scenes: SceneSet, reference_size: str = "large") -> pd.Dat
     _need_images(enc, "IOR")
     q = inputs.image_queries(scenes)
     refs = inputs.reference_images(scenes, reference_size)
-    frame = retrieval.object_retrieval(_images(enc, q.path.tolist()), q.objects.tolist(),
-                                       _images(enc, refs.path.tolist()), refs.class_id.tolist(),
-                                       query_ids=q.query_id.tolist())
-    return _tag(frame, enc.name, "IOR")
+    return _retrieve(enc, "IOR", q, _images(enc, q.path.tolist()), refs, _images(enc, refs.path.tolist()))
 
 
 def i2tor(enc: Encoder, scenes: SceneSet, template: str = "and") -> pd.DataFrame:
@@ -109,10 +108,7 @@ def i2tor(enc: Encoder, scenes: SceneSet, template: str = "and") -> pd.DataFrame
     _need_images(enc, "I2TOR")
     q = inputs.image_queries(scenes)
     refs = inputs.single_captions(scenes.classes, template)
-    frame = retrieval.object_retrieval(_images(enc, q.path.tolist()), q.objects.tolist(),
-                                       _texts(enc, refs.text.tolist()), refs.class_id.tolist(),
-                                       query_ids=q.query_id.tolist())
-    return _tag(frame, enc.name, "I2TOR")
+    return _retrieve(enc, "I2TOR", q, _images(enc, q.path.tolist()), refs, _texts(enc, refs.text.tolist()))
 
 
 def toc(enc: Encoder, scenes: SceneSet, template: str = "and", test_fraction: float = 0.3, seed: int = 0):

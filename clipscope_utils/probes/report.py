@@ -87,7 +87,7 @@ def rate_bars(table: pd.DataFrame, x: str, hue: str, col: str | None = None, tit
         for container, level in zip(ax.containers, _hue_levels(t, hue)):
             rows = sub[sub[hue] == level].set_index(x)
             for bar, xl in zip(container, levels):
-                if xl in rows.index and not bar.get_height() != bar.get_height():
+                if xl in rows.index and np.isfinite(bar.get_height()):
                     r = rows.loc[xl]
                     r = r.iloc[0] if isinstance(r, pd.DataFrame) else r
                     cx = bar.get_x() + bar.get_width() / 2

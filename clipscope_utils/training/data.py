@@ -13,7 +13,7 @@ import torch
 
 from ..datasets import SceneSpec, generate_cached
 from ..datasets.captions import caption
-from ..datasets.tables import SceneSet
+from ..datasets.tables import SceneSet, open_image
 from .config import TrainConfig
 
 
@@ -36,7 +36,8 @@ class TrainingData:
         scenes = scenes if scenes is not None else generate_cached(scene_spec(cfg), progress=False)
         multi = scenes.multi()
         self.image_ids = multi.images.image_id.tolist()
-        self.images = torch.from_numpy(np.stack([np.asarray(multi.image(i)) for i in self.image_ids]))
+        # decode each file once, by its path (a per-id lookup would rescan the image table per scene)
+        self.images = torch.from_numpy(np.stack([np.asarray(open_image(scenes.root / p)) for p in multi.images.path]))
         self.images = self.images.permute(0, 3, 1, 2).contiguous()  # (N, 3, H, W) uint8
         objs = multi.objects.sort_values(["image_id", "size_rank", "object_index"], kind="stable")
         by_image = objs.groupby("image_id", sort=False).class_name.apply(list)
