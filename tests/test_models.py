@@ -358,3 +358,19 @@ def test_simcse_uses_cls_pooler_output(tmp_path):
 def test_load_by_spec_and_repr(tiny):
     spec = registry.resolve("random:clipscope-tiny:0")
     assert spec == tiny.spec and "random init (seed 0)" in repr(tiny)
+
+
+def test_train_missing_hands_only_trained_names_to_parallel_training(monkeypatch):
+    import clipscope_utils.training as training
+    from clipscope_utils.models import registry
+
+    seen = {}
+    monkeypatch.setattr(training, "train_many", lambda configs, workers, progress: seen.update(
+        configs=configs, workers=workers))
+    registry.train_missing(["glove", "trained:shuffled", "random:clipscope-tiny", "trained:shuffled",
+                            "trained:largest_last:1"], workers=2, progress=False)
+    assert [(c.order, c.seed) for c in seen["configs"]] == [("shuffled", 0), ("largest_last", 1)]
+    assert seen["workers"] == 2
+    seen.clear()
+    registry.train_missing(["glove", "sbert"], progress=False)
+    assert seen == {}

@@ -326,6 +326,17 @@ def _trained_config(spec: ModelSpec):
     return TrainConfig(order=spec.pretrained, seed=spec.seed, device=pick_device("auto"))
 
 
+def train_missing(names, workers: int = 2, progress: bool = True) -> None:
+    """Train the not-yet-cached ``trained:`` models among ``names`` ``workers`` at a time, so a chapter that
+    needs several waits for the slowest lane rather than for their sum (loading them one by one trains serially)."""
+    from ..training import train_many
+
+    configs = [_trained_config(resolve(n)) for n in dict.fromkeys(names)
+               if isinstance(n, str) and n.startswith("trained:")]
+    if configs:
+        train_many(configs, workers=workers, progress=progress)
+
+
 def _trained_spec(name: str) -> ModelSpec:
     """``trained:<order>[:<seed>]``: the book's default self-trained CLIP (``TrainConfig`` defaults, which the
     tests keep equal to the default profile's pretraining chapter), trained on first use and cached."""

@@ -15,7 +15,7 @@ import pandas as pd
 
 from ..datasets.tables import SceneSet
 from ..embeddings import embed_images, embed_texts
-from ..models.registry import Encoder, load_model, resolve
+from ..models.registry import Encoder, load_model, resolve, train_missing
 from . import ProbeError, classification, inputs, matching, retrieval, sentences
 
 def paper_row(name: str) -> str:
@@ -61,6 +61,7 @@ def encoders(names: Iterable[str], device: str = "auto", progress: bool = True) 
     from tqdm import tqdm
 
     names = list(names)
+    train_missing(names, progress=progress)  # self-trained models: in parallel lanes, before the first is needed
     for name in tqdm(names, desc="models", unit="model", disable=not progress):
         enc = load_model(name, device=device)
         yield name, enc

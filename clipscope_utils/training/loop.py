@@ -75,7 +75,8 @@ def _build(cfg: TrainConfig):
     return model, tokenizer
 
 
-def _optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+def optimizer(model: torch.nn.Module, cfg) -> torch.optim.Optimizer:
+    """AdamW as open_clip_train sets it up, with ``cfg.lr`` and ``cfg.weight_decay`` (any config with both)."""
     # open_clip_train's rule: no weight decay on gains, biases, norms and the logit scale
     exclude = lambda n, p: p.ndim < 2 or "bn" in n or "ln" in n or "bias" in n or "logit_scale" in n  # noqa: E731
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
@@ -108,7 +109,7 @@ def train(cfg: TrainConfig, progress: bool = True, stop_after_step: int | None =
         model.to(device).train()
         pre = open_clip.get_model_preprocess_cfg(model)
         data = TrainingData(cfg, scenes, mean=pre["mean"], std=pre["std"])
-        opt = _optimizer(model, cfg)
+        opt = optimizer(model, cfg)
         schedule = cosine_lr(opt, cfg.lr, cfg.warmup, cfg.steps)
         loss_fn = open_clip.ClipLoss()
         start, log = 0, []
@@ -166,24 +167,27 @@ def _train_quiet(cfg: TrainConfig) -> str:
     return str(train(cfg, progress=False).folder)
 
 
-def train_many(configs: list[TrainConfig], workers: int = 2, progress: bool = True) -> list[TrainedModel]:
-    """Train several configs as parallel single-process jobs (measured best on 2 CPU cores: one thread each).
-
-    Cached runs return at once; the others run in ``workers`` processes.
-    """
+def in_parallel(func, jobs: list, workers: int = 2, desc: str = "runs", progress: bool = True) -> None:
+    """Run ``func(job)`` for every job in ``workers`` spawned single-process lanes (one thread each: measured
+    best on 2 CPU cores); a single lane runs in this process, with no start-up cost."""
     from concurrent.futures import ProcessPoolExecutor
     import multiprocessing as mp
 
     from tqdm import tqdm
 
+    if not jobs:
+        return
+    if workers == 1 or len(jobs) == 1:
+        for job in tqdm(jobs, desc=desc, disable=not progress):
+            func(job)
+        return
+    with ProcessPoolExecutor(max_workers=max(1, min(workers, len(jobs))), mp_context=mp.get_context("spawn")) as pool:
+        for _ in tqdm(pool.map(func, jobs), total=len(jobs), desc=desc, disable=not progress):
+            pass
+
+
+def train_many(configs: list[TrainConfig], workers: int = 2, progress: bool = True) -> list[TrainedModel]:
+    """Train several configs as parallel single-process jobs; cached runs return at once."""
     todo = [c for c in configs if not (run_folder(c) / "done.json").is_file()]
-    if todo and (workers == 1 or len(todo) == 1):  # no process start-up cost for a single lane
-        for cfg in tqdm(todo, desc="training runs", disable=not progress):
-            train(cfg, progress=False)
-    elif todo:
-        with ProcessPoolExecutor(max_workers=max(1, min(workers, len(todo))),
-                                 mp_context=mp.get_context("spawn")) as pool:
-            for _ in tqdm(pool.map(_train_quiet, todo), total=len(todo), desc="training runs",
-                          disable=not progress):
-                pass
+    in_parallel(_train_quiet, todo, workers, desc="training runs", progress=progress)
     return [load_run(run_folder(c)) for c in configs]
