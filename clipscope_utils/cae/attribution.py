@@ -428,8 +428,10 @@ def perturbations(texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int,
 def attribution(method: str, model: Any, image_features: torch.Tensor | None, tokens: torch.Tensor, *,
                 replacements: Sequence[Sequence[torch.Tensor]] | None = None,
                 positions: Sequence[Sequence[Sequence[int]]] | None = None,
-                create_graph: bool = False, scaled: bool = True) -> torch.Tensor:
+                create_graph: bool = False, scaled: bool = True, temperature: float = 1.0) -> torch.Tensor:
     """The attribution ``[N, L]`` of one of :data:`METHODS`, so that the CAE loop can take the method as data.
+
+    ``temperature`` divides the gradient method's summed gradients before its softmax (1 = paper B).
 
     ``attention`` ignores ``image_features``; ``perturbation`` needs ``replacements`` and ``positions`` and is
     differentiable whenever autograd is on (``create_graph`` only matters for ``gradcam`` and ``gradient``).
@@ -445,5 +447,6 @@ def attribution(method: str, model: Any, image_features: torch.Tensor | None, to
     if method == "gradcam":
         return gradcam_attribution(model, image_features, tokens, create_graph=create_graph, scaled=scaled)
     if method == "gradient":
-        return gradient_attribution(model, image_features, tokens, create_graph=create_graph, scaled=scaled)
+        return gradient_attribution(model, image_features, tokens, create_graph=create_graph, scaled=scaled,
+                                    temperature=temperature)
     return perturbation_attribution(model, image_features, tokens, replacements, positions, scaled=scaled)
