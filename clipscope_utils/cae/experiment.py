@@ -70,16 +70,24 @@ def models_of(base: str, runs: list[FinetunedModel]) -> pd.DataFrame:
 
 def benchmark_frame(models: pd.DataFrame, benchmark: dict[str, list], device: str = "auto",
                     progress: bool = False) -> pd.DataFrame:
-    """Per-item results of every model on every subset (``benchmark``: subset -> items)."""
+    """Per-item results of every model on every subset (``benchmark``: name -> items), with two evaluation
+    calls per model (choice items, pair items) rather than one per subset."""
     from ..compositional.benchmarks import evaluate
+    from ..compositional.items import PairItem
     from ..models.registry import load_model
 
+    groups = {}
+    for name, items in benchmark.items():
+        for item in items:
+            groups.setdefault(isinstance(item, PairItem), []).append((name, item))
     frames = []
     for row in models.itertuples(index=False):
         enc = load_model(row.model, device=device)
-        for subset, items in benchmark.items():
-            f = evaluate(enc, items, progress=progress)
-            frames.append(f.assign(variant=row.variant, seed=row.seed, benchmark=subset))
+        for tagged in groups.values():
+            f = evaluate(enc, [item for _, item in tagged], progress=progress)
+            if list(f.item_id.astype(str)) != [str(item.item_id) for _, item in tagged]:
+                raise CAEError("evaluate() changed the order of the items")
+            frames.append(f.assign(variant=row.variant, seed=row.seed, benchmark=[name for name, _ in tagged]))
     return pd.concat(frames, ignore_index=True)
 
 
@@ -181,3 +189,86 @@ def attribution_summary(frame: pd.DataFrame, n_boot: int = 1000, seed: int = 0) 
                      "ratio": wide["composition"].mean() / wide["object"].mean(),
                      "share_comp_below_obj": below.mean(), "ci_low": lo, "ci_high": hi})
     return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------------------- reader's views
+PAPER_B_METHOD = {"attention": "Attention-Based", "gradcam": "GradCAM-Based", "perturbation": "Perturbation-Based",
+                  "gradient": "Gradient-Based"}
+
+
+def paper_b_model(variant: str) -> tuple[int, str]:
+    """Paper B's table and row name of one of our variants (Table 2 holds the hard-negative runs)."""
+    hn = variant.endswith(" + HN")
+    name = variant.removesuffix(" + HN")
+    if name == "pretrained":
+        return 1, "CLIP"
+    if name == "CLIP-FT":
+        return (2, "CLIP-FT with HN") if hn else (1, "CLIP-FT")
+    method = name.removeprefix("CLIP-CAE (").removesuffix(")")
+    return (2 if hn else 1), f"CLIP-CAE ({PAPER_B_METHOD[method]})"
+
+
+def wide_results(table: pd.DataFrame) -> pd.DataFrame:
+    """Variants as rows, (benchmark, score) as columns, cells 'accuracy [95 % CI]' with n per column."""
+    from ..probes.report import fmt
+
+    t = table.assign(cell=[fmt(a, lo, hi) for a, lo, hi in zip(table.accuracy, table.ci_low, table.ci_high)],
+                     column=[f"{b} ({s}, n={n})" if s != "correct" else f"{b} (n={n})"
+                             for b, s, n in zip(table.benchmark, table.score, table.n)])
+    order = list(dict.fromkeys(table.variant))
+    wide = t.pivot_table(index="variant", columns="column", values="cell", aggfunc="first")
+    return wide.reindex([v for v in order if v in wide.index])
+
+
+def gain_commentary(gains: pd.DataFrame, baseline: str = "CLIP-FT") -> str:
+    """One sentence per variant: on which benchmarks its paired 95 % interval against ``baseline`` lies above 0,
+    below 0, or straddles it."""
+    lines = []
+    for variant, g in gains.groupby("variant", sort=False):
+        if variant.endswith("+ HN") and baseline == "CLIP-FT":
+            continue
+        up = [f"{r.benchmark}/{r.score} ({r.gain:+.2f})" for r in g.itertuples() if r.ci_low > 0]
+        down = [f"{r.benchmark}/{r.score} ({r.gain:+.2f})" for r in g.itertuples() if r.ci_high < 0]
+        flat = len(g) - len(up) - len(down)
+        text = f"- **{variant}** vs {baseline}: "
+        text += (f"better on {', '.join(up)}; " if up else "better on none; ")
+        text += (f"worse on {', '.join(down)}; " if down else "worse on none; ")
+        text += f"no clear difference on {flat} of {len(g)}."
+        lines.append(text)
+    return "\n".join(lines) if lines else "No variant to compare."
+
+
+def attribution_commentary(summary: pd.DataFrame) -> str:
+    """Does each method give object tokens more attribution than composition tokens (paper B's finding), and
+    does fine-tuning change the share of captions where it does?"""
+    lines = []
+    for method, g in summary.groupby("method", sort=False):
+        parts = [f"{r.model}: composition/object ratio {r.ratio:.2f}, composition below object in "
+                 f"{r.share_comp_below_obj:.0%} [{r.ci_low:.0%}, {r.ci_high:.0%}] of {r.n} captions"
+                 for r in g.itertuples()]
+        lines.append(f"- **{method}** — " + "; ".join(parts) + ".")
+    return "\n".join(lines)
+
+
+def paper_b_beside(frame: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """Paper B's table columns measured on published benchmarks, per variant (seeds pooled), with the
+    paper's number for the same model row where it exists (as a fraction)."""
+    from ..compositional.benchmarks import paper_b_summary, published_b
+
+    rows = []
+    for variant, g in frame.groupby("variant", sort=False):
+        s = paper_b_summary(g, n_boot=n_boot, seed=seed)
+        table, model = paper_b_model(variant)
+        pub = published_b(table=table)
+        pub = pub[pub.model == model].set_index(["benchmark", "column"])["value"] / 100
+        s["paper"] = [pub.get((b, c), np.nan) for b, c in zip(s.benchmark, s.column)]
+        rows.append(s.assign(variant=variant, paper_row=f"Table {table}: {model}"))
+    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
+
+
+def training_curves(runs: list[FinetunedModel]) -> pd.DataFrame:
+    """The runs' loss logs in long form: variant, seed, step, loss ("contrastive" / "attribution hinge"), value."""
+    frames = [r.log.assign(variant=r.config.variant, seed=r.config.seed) for r in runs]
+    log = pd.concat(frames, ignore_index=True).rename(columns={"itc": "contrastive", "attr": "attribution hinge"})
+    return log.melt(id_vars=["variant", "seed", "step"], value_vars=["contrastive", "attribution hinge"],
+                    var_name="loss", value_name="value")

@@ -4,7 +4,9 @@ and CLIP-CAE (contrastive loss + lambda * attribution hinge) with any of the fou
 One loop serves every variant, so the variants differ only in the knobs of :class:`FinetuneConfig`. Paper B
 fine-tunes OpenAI's ViT-B/32 on COCO (5 epochs, batch 256, AdamW with weight decay 0.2, cosine schedule with
 50 warm-up steps, lr 5e-7); offline the book fine-tunes one of its own self-trained CLIPs on generated
-compositional scenes (:mod:`clipscope_utils.compositional.scenes`), whose captions carry their roles. The
+compositional scenes (:mod:`clipscope_utils.compositional.scenes`), whose captions carry their roles, and
+users with COCO set ``coco_root`` to fine-tune on COCO captions tagged by the scene-graph parser
+(:mod:`clipscope_utils.cae.pairs`). The
 attribution loss regularises the text encoder only (paper B section 4.3): image features enter every
 attribution detached.
 
@@ -57,6 +59,9 @@ class FinetuneConfig:
     relations: tuple[str, ...] = ("left of", "right of", "above", "below")
     attributes: tuple[str, ...] = ("size",)
     data_seed: int = 0
+    coco_root: str = ""  # fine-tune on COCO captions (tagged by the scene-graph parser) instead of generated scenes
+    coco_split: str = "train2017"
+    coco_images: int = 0  # the first N captioned images by id (0 = all)
     epochs: int = 2
     batch_size: int = 64
     lr: float = 1e-4
@@ -94,13 +99,14 @@ class FinetuneConfig:
                 raise CAEError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.batch_size < 2:
             raise CAEError("batch_size must be >= 2: the contrastive loss needs negatives in the batch")
-        if self.scenes < self.batch_size:
+        if self.scenes < self.batch_size and not self.coco_root:
             raise CAEError(f"scenes ({self.scenes}) must be at least one batch ({self.batch_size})")
         if not self.lr > 0 or self.weight_decay < 0 or self.warmup < 0:
             raise CAEError("lr must be > 0, weight_decay and warmup >= 0")
 
     @property
     def steps(self) -> int:
+        """Optimiser steps on the generated scenes (COCO runs: epochs x pairs // batch)."""
         return self.epochs * (self.scenes // self.batch_size)
 
     @property
@@ -123,17 +129,32 @@ class FinetuneConfig:
         return dataclasses.replace(self, **changes)
 
 
-def run_key(cfg: FinetuneConfig, base_identity: dict) -> str:
-    """Hash of the config, the base model's identity (weights hash, architecture) and the library versions."""
+def data_identity(cfg: FinetuneConfig) -> dict:
+    """What the training pairs are made of beyond the config: the COCO captions file's content hash."""
+    if not cfg.coco_root:
+        return {}
+    from ..datasets.coco import DatasetError, coco_files
+    from ..models.registry import file_sha256
+
+    try:
+        files = coco_files(cfg.coco_root, cfg.coco_split)
+    except DatasetError as e:
+        raise CAEError(f"COCO fine-tuning data: {e}") from None
+    return {"captions_sha256": file_sha256(files.captions)}
+
+
+def run_key(cfg: FinetuneConfig, base_identity: dict, data: dict | None = None) -> str:
+    """Hash of the config, the base model's identity (weights hash, architecture), the data's identity and the
+    library versions."""
     import open_clip
 
-    material = {"config": cfg.to_dict(), "base": base_identity, "finetuner": FINETUNER_VERSION,
+    material = {"config": cfg.to_dict(), "base": base_identity, "data": data or {}, "finetuner": FINETUNER_VERSION,
                 "torch": torch.__version__, "open_clip": open_clip.__version__}
     return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def run_folder(cfg: FinetuneConfig, base_identity: dict) -> Path:
-    return cache_dir() / "finetuned" / f"{cfg.method}-s{cfg.seed}-{run_key(cfg, base_identity)}"
+    return cache_dir() / "finetuned" / f"{cfg.method}-s{cfg.seed}-{run_key(cfg, base_identity, data_identity(cfg))}"
 
 
 @dataclass
@@ -180,20 +201,21 @@ class FinetuneData:
     def __init__(self, cfg: FinetuneConfig, encoder, progress: bool = False):
         from PIL import Image
 
-        from ..compositional.scenes import concept_candidates, generate_compositions
+        from .pairs import coco_pairs, generated_pairs
         from .roles import RoledCaption, token_roles
 
         self.cfg = cfg
-        comp = generate_compositions(cfg.composition_spec(), progress=progress)
-        self.texts = list(comp.captions)
-        self.spans = [tuple(tuple(s) for s in spans) for spans in comp.spans]
-        self.roled = [RoledCaption(t, s) for t, s in zip(self.texts, self.spans)]
+        kinds = cfg.negative_kinds if cfg.hard_negatives else ()
+        pairs = (coco_pairs(cfg.coco_root, cfg.coco_split, cfg.coco_images, kinds, cfg.data_seed, progress=progress)
+                 if cfg.coco_root else generated_pairs(cfg.composition_spec(), kinds, progress))
+        self.texts, self.spans, self.candidates = pairs.texts, pairs.spans, pairs.candidates
+        if len(self.texts) < cfg.batch_size:
+            raise CAEError(f"{len(self.texts)} training pairs are fewer than one batch ({cfg.batch_size})")
         self.tokenizer = encoder.tokenizer
-        self.roles = token_roles(self.roled, self.tokenizer)
-        self.candidates = concept_candidates(cfg.composition_spec())
-        self.images = torch.stack([encoder.preprocess(Image.open(p).convert("RGB")) for p in comp.paths])
-        self.negatives = {k: self.tokenizer(comp.hard_negatives(k)) for k in cfg.negative_kinds} \
-            if cfg.hard_negatives else {}
+        self.roles = token_roles([RoledCaption(t, s) for t, s in zip(self.texts, self.spans)], self.tokenizer)
+        self.images = torch.stack([encoder.preprocess(Image.open(p).convert("RGB")) for p in pairs.paths])
+        self.negatives = {k: self.tokenizer(v) for k, v in pairs.negatives.items()}
+        self.steps = cfg.epochs * (len(self.texts) // cfg.batch_size)
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -275,9 +297,9 @@ def finetune(cfg: FinetuneConfig, progress: bool = True) -> FinetunedModel:
         model = copy.deepcopy(base.model).to(device).requires_grad_(True).train()
         torch.manual_seed(cfg.seed)
         opt = optimizer(model, cfg)
-        schedule = cosine_lr(opt, cfg.lr, cfg.warmup, cfg.steps)
+        schedule = cosine_lr(opt, cfg.lr, cfg.warmup, data.steps)
         log, t0 = [], time.perf_counter()
-        for step in tqdm(range(cfg.steps), disable=not progress, desc=cfg.variant, unit="step"):
+        for step in tqdm(range(data.steps), disable=not progress, desc=cfg.variant, unit="step"):
             schedule(step)
             itc, attr = _step_losses(model, data, data.indices(step), step, device)
             loss = total_loss(itc, attr, cfg.lam)
@@ -298,5 +320,5 @@ def finetune(cfg: FinetuneConfig, progress: bool = True) -> FinetunedModel:
     arch = base.identity.get("arch") or base.spec.arch
     _atomic_write_text(folder / "config.json", json.dumps({"config": cfg.to_dict(), "arch": arch,
                                                            "base_identity": base.identity}, indent=1))
-    _atomic_write_text(folder / "done.json", json.dumps({"steps": cfg.steps}))
+    _atomic_write_text(folder / "done.json", json.dumps({"steps": data.steps}))
     return load_finetuned(folder)
