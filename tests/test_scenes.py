@@ -1,5 +1,6 @@
 """Generated scenes: determinism, invariants of every image and its metadata, bad input, atomic writes."""
 
+import hashlib
 import itertools
 from pathlib import Path
 
@@ -18,10 +19,31 @@ def files(folder: Path) -> dict[str, bytes]:
     return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+def digest(folder: Path) -> str:
+    """sha256 over every file's relative path and bytes, in path order."""
+    h = hashlib.sha256()
+    for name, data in files(folder).items():
+        h.update(name.encode())
+        h.update(data)
+    return h.hexdigest()
+
+
+# The real-world-large classes of ComCO (size_prior.prior_classes("comco")), spelled out so a change
+# of the size table shows up here too.
+LARGE = ("car", "airplane", "bus", "train", "truck", "elephant", "giraffe")
+
+
 @pytest.fixture(scope="module")
 def comco(tmp_path_factory) -> SceneSet:
     spec = SceneSpec(family="comco", objects=(1, 2, 3, 4, 5), images=12, image_size=64, seed=3)
     return generate(spec, tmp_path_factory.mktemp("ds") / "comco", progress=False)
+
+
+@pytest.fixture(scope="module")
+def comco_prior(tmp_path_factory) -> SceneSet:
+    spec = SceneSpec(family="comco", objects=(1, 2, 3, 4), images=150, image_size=64, size_prior=0.6,
+                     prior_classes=LARGE, seed=2)
+    return generate(spec, tmp_path_factory.mktemp("ds") / "prior", progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +64,7 @@ def test_same_spec_gives_identical_bytes_whatever_the_workers(tmp_path: Path) ->
     assert len(other.images) == len(a.images)
 
 
-@pytest.mark.parametrize("name", ["comco", "simco_free"])
+@pytest.mark.parametrize("name", ["comco", "simco_free", "comco_prior"])
 def test_scene_invariants(name: str, request) -> None:
     ds: SceneSet = request.getfixturevalue(name)
     spec = SceneSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in ds.meta["spec"].items()})
@@ -54,8 +76,10 @@ def test_scene_invariants(name: str, request) -> None:
         assert (objs.class_id == [ds.classes.index(c) for c in objs.class_name]).all()
         if image.kind == "multi" and image.n_objects > 1:
             assert objs.is_large.sum() == 1  # exactly one large object
-            large = objs[objs.is_large]
-            assert (large.area_px.iloc[0] > objs[~objs.is_large].area_px).all()
+            # bigger by its longer tight side (the sprite touches its box there); not necessarily by
+            # pixels: a slim emoji drawn large (a standing person) can cover fewer than a square small one
+            side = np.maximum(objs.x1 - objs.x0, objs.y1 - objs.y0)
+            assert (side[objs.is_large].iloc[0] > side[~objs.is_large]).all()
         boxes = objs[["x0", "y0", "x1", "y1"]].to_numpy()
         for a, b in itertools.combinations(boxes, 2):  # no two objects overlap
             assert not (a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3])
@@ -132,6 +156,16 @@ def test_slot_layout_fixed_large_slot(tmp_path: Path) -> None:
         ({"background": "plaid"}, r"unknown background 'plaid'"),
         ({"large_slot": "UR", "objects": (3,)}, r"large_slot 'UR' is not a slot of the \[3\]-object layout"),
         ({"image_size": 8}, r"image_size must be an integer in 16..1024"),
+        ({"size_prior": 1.5, "prior_classes": ("car",)}, r"size_prior must be a probability in \[0, 1\], got 1.5"),
+        ({"size_prior": -0.1, "prior_classes": ("car",)}, r"size_prior must be a probability"),
+        ({"size_prior": "0.5", "prior_classes": ("car",)}, r"size_prior must be a probability in \[0, 1\], got '0.5'"),
+        ({"size_prior": True, "prior_classes": ("car",)}, r"size_prior must be a probability"),
+        ({"size_prior": 0.5}, r"size_prior 0.5 needs prior_classes"),
+        ({"size_prior": 0.5, "prior_classes": ("unicorn",)}, r"prior_classes \['unicorn'\] are not among"),
+        ({"prior_classes": ("car", "car")}, r"prior_classes has duplicates"),
+        ({"objects": (2,), "class_names": ("cat", "dog", "car"), "prior_classes": ("bus",)}, r"prior_classes \['bus'\] are not among"),
+        ({"objects": (3,), "class_names": ("cat", "dog", "car", "bus"), "size_prior": 0.5,
+          "prior_classes": ("car", "bus", "cat")}, r"from the 1 classes outside prior_classes, too few for 3 objects"),
     ],
 )
 def test_impossible_requests_fail_before_writing(tmp_path: Path, kwargs: dict, message: str) -> None:
@@ -212,3 +246,66 @@ def test_largest_position_table(comco: SceneSet) -> None:
     first = t[t.position == 1]
     assert (first.share == 1.0).all() and (t[t.position > 1].share == 0.0).all()  # largest_first
     assert (t.ci_low <= t.share).all() and (t.share <= t.ci_high).all()
+
+
+def test_size_prior_draws_the_large_object_from_the_prior_classes(comco_prior: SceneSet) -> None:
+    """p = 0.6 over 600 scenes: the large object is a prior class with probability p + (1 - p) * 7/63
+    (the prior-free draw can pick one too), small objects only in prior-free scenes (about 7/63 of them)."""
+    objs = comco_prior.multi().objects
+    large = objs[objs.size_rank == 1]  # the largest object of every scene, single-object scenes included
+    assert len(large) == 600
+    expected = 0.6 + 0.4 * len(LARGE) / 63
+    assert abs(large.class_name.isin(LARGE).mean() - expected) < 0.07  # sd ~0.02 at n = 600
+    small = objs[objs.size_rank == 2]
+    assert len(small) == 900
+    assert abs(small.class_name.isin(LARGE).mean() - 0.4 * len(LARGE) / 63) < 0.03  # sd ~0.007
+    singles = large[large.image_id.str.startswith("m1-")]  # a lone object is drawn large: the prior applies
+    assert singles.class_name.isin(LARGE).mean() > 0.45
+
+
+@pytest.mark.parametrize("layout", ["slots", "free"])
+def test_full_prior_puts_every_prior_class_large_and_never_small(tmp_path: Path, layout: str) -> None:
+    ds = generate(SceneSpec(objects=(2, 4), images=25, layout=layout, size_prior=1.0, prior_classes=LARGE),
+                  tmp_path / layout, progress=False)
+    objs = ds.multi().objects
+    assert objs[objs.is_large].class_name.isin(LARGE).all() and len(objs[objs.is_large]) == 50
+    assert not objs[~objs.is_large].class_name.isin(LARGE).any()
+    # the prior class sits in the large box: its drawn extent exceeds every small object's of its scene
+    for _, scene in objs.groupby("image_id"):
+        side = np.maximum(scene.x1 - scene.x0, scene.y1 - scene.y0)
+        assert (side[scene.is_large].iloc[0] > side[~scene.is_large]).all()
+
+
+def test_prior_free_specs_keep_the_bytes_and_keys_recorded_before_the_prior_existed(tmp_path: Path) -> None:
+    """Recorded with the generator as it was before ``size_prior`` (the same run gave these after the
+    change): datasets cached under the old keys stay valid. The file hash also pins Pillow's emoji
+    rendering and zlib; if only those changed, it is the environment, not the prior."""
+    recorded = {
+        "1add9092ea6b2a9e": (SceneSpec(objects=(2, 3, 4), images=6, image_size=64, seed=3),
+                             "a4670d41ab4a460e7e64ddafdfa6c2c90e9d9e3bce0d532fdfa3b7e03611cbf5"),
+        "77f6df9f0d07cd3d": (SceneSpec(objects=(2, 5), images=5, layout="free", order="random", seed=1),
+                             "60582b267041a9d626842963df7408a126207e096504c90d748263ca1ad3958d"),
+    }
+    assert SceneSpec().key() == "9d4618d5462624cc"
+    for key, (spec, sha) in recorded.items():
+        assert spec.key() == key
+        generate(spec, tmp_path / key, workers=1, progress=False)
+        assert digest(tmp_path / key) == sha
+        assert "size_prior" not in spec.to_dict() and "prior_classes" not in spec.to_dict()
+    # naming prior classes without a prior changes nothing, so it shares the key and the bytes
+    spec, sha = recorded["1add9092ea6b2a9e"]
+    inert = SceneSpec(**{**spec.__dict__, "prior_classes": LARGE})
+    assert inert.key() == spec.key()
+    generate(inert, tmp_path / "inert", workers=1, progress=False)
+    assert digest(tmp_path / "inert") == sha
+
+
+def test_prior_specs_have_their_own_key_independent_of_the_order_of_prior_classes() -> None:
+    base = SceneSpec(objects=(2,), images=3)
+    a = SceneSpec(objects=(2,), images=3, size_prior=0.5, prior_classes=LARGE)
+    b = SceneSpec(objects=(2,), images=3, size_prior=0.5, prior_classes=LARGE[::-1])
+    assert a.prior_classes == b.prior_classes == LARGE and a.key() == b.key()
+    keys = {base.key(), a.key(), a.__class__(**{**a.__dict__, "size_prior": 0.6}).key(),
+            a.__class__(**{**a.__dict__, "prior_classes": ("car",)}).key()}
+    assert len(keys) == 4
+    assert a.to_dict()["size_prior"] == 0.5 and a.to_dict()["prior_classes"] == list(LARGE)

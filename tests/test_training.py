@@ -172,3 +172,56 @@ def test_trained_names_resolve_to_the_default_runs_and_reject_bad_orders() -> No
     with pytest.raises(ModelError, match="order one of"):
         resolve("trained:sideways")
     assert run_folder(TrainConfig(order="shuffled", seed=1)).name.endswith(TrainConfig(order="shuffled", seed=1).key())
+
+
+def test_default_configs_keep_the_keys_recorded_before_size_prior(monkeypatch) -> None:
+    """``trained:<order>[:seed]`` names cached runs by key: a new knob at its default must not move them.
+    Recorded before ``size_prior`` existed, with the library versions pinned to fixed strings."""
+    import open_clip
+
+    monkeypatch.setattr(torch, "__version__", "T")
+    monkeypatch.setattr(open_clip, "__version__", "O")
+    assert TrainConfig().key() == "29de763b5adf4dd5"
+    assert TrainConfig(order="shuffled", seed=1).key() == "16b68a7d29cd2596"
+    assert TrainConfig(size_prior=0).key() == TrainConfig().key()
+
+
+def test_size_prior_is_a_keyed_knob_of_the_training_split_only(monkeypatch) -> None:
+    from clipscope_utils import size_prior
+    from clipscope_utils.training.data import scene_spec
+
+    plain, prior = TrainConfig(**TINY), TrainConfig(**TINY, size_prior=0.9)
+    assert len({plain.key(), prior.key(), plain.replace(size_prior=0.5).key()}) == 3
+    assert prior.prior_classes() == size_prior.prior_classes("comco") and plain.prior_classes() == ()
+    train_spec = scene_spec(prior)
+    assert train_spec.size_prior == 0.9 and train_spec.prior_classes == prior.prior_classes()
+    assert scene_spec(plain).key() != train_spec.key()
+    # the eval split carries no prior: prior and prior-free runs are probed on the same scenes
+    assert scene_spec(prior, "eval").size_prior == 0
+    assert scene_spec(prior, "eval").key() == scene_spec(plain, "eval").key()
+    assert TrainConfig(**prior.to_dict()) == prior  # what load_run reads back from config.json
+    # the class list is derived data, so it is key material: a changed size table trains anew
+    before = prior.key()
+    monkeypatch.setattr(size_prior, "prior_classes", lambda family: ("car", "bus"))
+    assert prior.key() != before and plain.key() == TrainConfig(**TINY).key()
+
+
+def test_size_prior_batches_pair_prior_classes_with_the_large_object(tmp_path) -> None:
+    from clipscope_utils.datasets import generate
+    from clipscope_utils.training.data import scene_spec
+
+    cfg = TrainConfig(**{**TINY, "scenes": 20}, size_prior=1.0)
+    data = TrainingData(cfg, generate(scene_spec(cfg), tmp_path / "d", workers=1, progress=False))
+    large = set(cfg.prior_classes())
+    assert all(names[0] in large and not large & set(names[1:]) for names in data.names)
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(size_prior=1.5), r"size_prior must be a probability in \[0, 1\], got 1.5"),
+    (dict(size_prior=-0.5), "size_prior must be a probability"),
+    (dict(size_prior="high"), "size_prior must be a probability"),
+    (dict(size_prior=0.5, family="simco"), "family 'simco' has no real-world-large classes"),
+])
+def test_bad_size_priors_fail_before_any_work(change, message) -> None:
+    with pytest.raises(TrainingError, match=message):
+        TrainConfig(**{**TINY, **change})

@@ -5,6 +5,10 @@ captions naming them in a known order. Here a ``SceneSpec`` fixes every knob, ev
 image ``i`` with ``n`` objects comes from ``default_rng([seed, n, i])`` (so the bytes do not depend on
 the number of worker processes), images stream to disk and the dataset appears at its final path
 only when complete.
+
+An optional *class-size prior* (``size_prior``, ``prior_classes``) makes some classes usually the large
+object, as large things are in real photos, so paper A's Claim 1 (encoders favour objects that are
+large in the real world) can be tested causally on models trained on such scenes.
 """
 
 from __future__ import annotations
@@ -82,11 +86,19 @@ class SceneSpec:
     class_names: tuple[str, ...] = ()  # restrict to these classes; () = all of the family
     margin: float = 0.02
     seed: int = 0
+    # Class-size prior: with probability ``size_prior`` a scene of ``objects`` (a 1-object one too: its lone
+    # object is drawn large) takes its large object from ``prior_classes`` and its small ones from the other
+    # classes; otherwise classes are drawn as without a prior. The single-object references are unaffected.
+    size_prior: float = 0.0
+    prior_classes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        for name in ("objects", "templates", "single_sizes", "class_names"):
+        for name in ("objects", "templates", "single_sizes", "class_names", "prior_classes"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         self.validate()
+        # canonical (class-list) order: the draw does not depend on the order given, so neither does the key
+        chosen = set(self.prior_classes)
+        object.__setattr__(self, "prior_classes", tuple(c for c in self.classes if c in chosen))
 
     # -- validation: everything impossible is refused before anything is written -------------------
     def validate(self) -> None:
@@ -127,6 +139,7 @@ class SceneSpec:
         if bad or not self.templates:
             raise DatasetError(f"unknown caption templates {bad}; allowed: {sorted(TEMPLATES)} (at least one)")
         _background_rgb(self.background)
+        self._check_prior()
         if self.large_slot != "random":
             if self.layout != "slots":
                 raise DatasetError("large_slot can only be fixed in the 'slots' layout")
@@ -137,6 +150,28 @@ class SceneSpec:
                     f"slots: { {n: SLOT_LAYOUTS[n] for n in self.objects} }"
                 )
         self._check_fit()
+
+    def _check_prior(self) -> None:
+        p = self.size_prior
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
+            raise DatasetError(f"size_prior must be a probability in [0, 1], got {p!r}")
+        if any(not isinstance(c, str) for c in self.prior_classes):
+            raise DatasetError(f"prior_classes must be class names, got {list(self.prior_classes)}")
+        known = self.classes
+        unknown = [c for c in self.prior_classes if c not in known]
+        if unknown:
+            raise DatasetError(f"prior_classes {unknown} are not among the spec's classes ({len(known)}: {known})")
+        if len(set(self.prior_classes)) != len(self.prior_classes):
+            raise DatasetError("prior_classes has duplicates")
+        if p > 0:
+            if not self.prior_classes:
+                raise DatasetError(f"size_prior {p} needs prior_classes (the classes usually drawn large)")
+            others = len(known) - len(self.prior_classes)
+            if max(self.objects) - 1 > others:
+                raise DatasetError(
+                    f"with the size prior the small objects come from the {others} classes outside prior_classes, "
+                    f"too few for {max(self.objects)} objects per image; name fewer prior_classes"
+                )
 
     def _check_fit(self) -> None:
         """Refuse sizes whose objects cannot be placed without overlap (or outside the image)."""
@@ -186,7 +221,17 @@ class SceneSpec:
         return self.single_sizes or (self.large_size, self.small_size)
 
     def to_dict(self) -> dict:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+        """The spec as JSON-ready data (the cache key's material and ``dataset.json``'s ``spec``).
+
+        Without a prior (``size_prior == 0``) the prior fields are left out: the generator then draws
+        exactly as before they existed, so every such dataset keeps its key and ``dataset.json`` bytes
+        (``prior_classes`` alone changes nothing, so it does not split the cache either).
+        """
+        d = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+        if not self.size_prior:
+            d.pop("size_prior")
+            d.pop("prior_classes")
+        return d
 
     def key(self) -> str:
         """Hash of everything that determines the dataset's bytes (the cache key)."""
@@ -280,10 +325,29 @@ def _compose(
     return _Scene(image_id, np.rint(canvas).astype(np.uint8), labels, image_row, obj_rows, cap_rows)
 
 
+def _prior_draw(spec: SceneSpec, n: int, rng: np.random.Generator) -> list[str] | None:
+    """Classes of a prior scene, the large object first, or None when this scene draws without the prior.
+
+    Without a prior no random number is consumed, so prior-free specs stay byte-identical to the
+    datasets generated before the prior existed.
+    """
+    if not spec.size_prior or rng.random() >= spec.size_prior:
+        return None
+    prior = set(spec.prior_classes)
+    large = [c for c in spec.classes if c in prior]
+    small = [c for c in spec.classes if c not in prior]
+    big = large[int(rng.integers(len(large)))]
+    return [big, *(small[int(i)] for i in rng.choice(len(small), size=n - 1, replace=False))]
+
+
 def _multi_scene(spec: SceneSpec, n: int, index: int) -> _Scene:
     rng = np.random.default_rng([spec.seed, n, index])
     classes = spec.classes
-    names = [classes[int(i)] for i in rng.choice(len(classes), size=n, replace=False)]
+    prior_names = _prior_draw(spec, n, rng)
+    if prior_names is None:
+        names = [classes[int(i)] for i in rng.choice(len(classes), size=n, replace=False)]
+    else:
+        names = prior_names
     palette = families.colors(spec.family)
     colors = [palette[int(i)] for i in rng.integers(0, len(palette), size=n)]
     lo, sm = spec.px(spec.large_size), spec.px(spec.small_size)
@@ -301,6 +365,8 @@ def _multi_scene(spec: SceneSpec, n: int, index: int) -> _Scene:
         large_idx = perm.index(0)
         slots = [""] * n
         big = ""
+    if prior_names is not None:  # the prior's large class goes where the large box is
+        names.insert(large_idx, names.pop(0))
     return _compose(spec, f"m{n}-{index:06d}", "multi", names, colors, boxes, large_idx, slots, big, rng)
 
 

@@ -1,7 +1,9 @@
 """What a self-trained CLIP is: every knob of its data, model and optimisation, hashed into its cache key.
 
 The experimental factor of the book's causal experiment is ``order``: the same scenes, the same seed,
-only the order of the objects in the training captions changes.
+only the order of the objects in the training captions changes. ``size_prior`` is the factor of the
+Claim 1 experiment: the real-world-large classes (``size_prior.prior_classes``) are usually the large
+object of a training scene.
 """
 
 from __future__ import annotations
@@ -13,6 +15,9 @@ from dataclasses import dataclass
 
 ORDERS = ("largest_first", "shuffled", "largest_last")
 TRAINER_VERSION = 1  # bump when the loop changes what a config produces
+# Knobs added after runs were cached: at their default value they are left out of the key material, so
+# every earlier config keeps its key (and ``trained:<order>[:seed]`` its cached run).
+KEYLESS_DEFAULTS = {"size_prior": 0.0}
 
 
 class TrainingError(ValueError):
@@ -29,6 +34,10 @@ class TrainConfig:
     ``order``: where the largest object goes in each training caption; with ``largest_first`` the
     largest object leads with probability ``p_first`` and the caption is shuffled otherwise (paper A's
     web captions mention large objects early, not always first).
+
+    ``size_prior``: probability that a training scene's large object is drawn from the family's
+    real-world-large classes (its small ones then from the others); 0 = no prior. Evaluation scenes
+    never carry it (see ``data.scene_spec``).
     """
 
     model: str = "clipscope-tiny"
@@ -50,6 +59,7 @@ class TrainConfig:
     seed: int = 0
     threads: int = 1
     device: str = "cpu"
+    size_prior: float = 0.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "objects", tuple(int(n) for n in self.objects))
@@ -71,6 +81,23 @@ class TrainConfig:
             raise TrainingError(f"samples ({self.samples}) must be at least one batch ({self.batch_size})")
         if self.lr <= 0 or self.weight_decay < 0 or self.warmup < 0:
             raise TrainingError("lr must be > 0, weight_decay and warmup >= 0")
+        p = self.size_prior
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0:
+            raise TrainingError(f"size_prior must be a probability in [0, 1], got {p!r}")
+        if p:
+            self.prior_classes()  # a family without real-world-large classes fails here, before any work
+
+    def prior_classes(self) -> tuple[str, ...]:
+        """The classes the size prior draws large (empty without a prior)."""
+        if not self.size_prior:
+            return ()
+        from ..datasets.tables import DatasetError
+        from ..size_prior import prior_classes
+
+        try:
+            return prior_classes(self.family)
+        except DatasetError as e:
+            raise TrainingError(f"size_prior {self.size_prior}: {e}") from None
 
     @property
     def steps(self) -> int:
@@ -89,8 +116,11 @@ class TrainConfig:
         import open_clip
         import torch
 
-        material = {"config": self.to_dict(), "trainer": TRAINER_VERSION, "torch": torch.__version__,
+        config = {k: v for k, v in self.to_dict().items() if not (k in KEYLESS_DEFAULTS and v == KEYLESS_DEFAULTS[k])}
+        material = {"config": config, "trainer": TRAINER_VERSION, "torch": torch.__version__,
                     "open_clip": open_clip.__version__}
+        if self.size_prior:  # the class list is derived data: a changed size table must not reuse a run
+            material["prior_classes"] = list(self.prior_classes())
         return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:16]
 
     def replace(self, **changes) -> "TrainConfig":

@@ -19,13 +19,19 @@ from .config import TrainConfig
 
 def scene_spec(cfg: TrainConfig, split: str = "train", images: int | None = None) -> SceneSpec:
     """The generated scenes of a config. The ``eval`` split draws unseen scenes (another seed) of the
-    multi-object counts only, ``images`` per count, for the probes and sanity checks."""
+    multi-object counts only, ``images`` per count, for the probes and sanity checks.
+
+    Only the ``train`` split carries the config's class-size prior. The ``eval`` split never does: there
+    every class is large or small equally often, which is what lets the Claim 1 probes tell a learned
+    class preference from a size preference (and lets prior and prior-free runs share one eval set).
+    """
     if split not in ("train", "eval"):
         raise ValueError(f"split must be 'train' or 'eval', got {split!r}")
     objects = cfg.objects if split == "train" else tuple(n for n in cfg.objects if n > 1) or (2,)
+    prior = dict(size_prior=cfg.size_prior, prior_classes=cfg.prior_classes()) if split == "train" else {}
     return SceneSpec(family=cfg.family, objects=objects, images=images or cfg.scenes, image_size=cfg.image_size,
                      large_size=cfg.large_size, small_size=cfg.small_size, templates=(cfg.template,),
-                     order="random", seed=cfg.seed if split == "train" else 10_000 + cfg.seed)
+                     order="random", seed=cfg.seed if split == "train" else 10_000 + cfg.seed, **prior)
 
 
 class TrainingData:

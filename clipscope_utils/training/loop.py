@@ -49,7 +49,8 @@ class TrainedModel:
 
 
 def run_folder(cfg: TrainConfig) -> Path:
-    return cache_dir() / "models" / f"{cfg.model}-{cfg.order}-s{cfg.seed}-{cfg.key()}"
+    prior = f"-prior{cfg.size_prior:g}" if cfg.size_prior else ""  # tells prior runs apart at a glance
+    return cache_dir() / "models" / f"{cfg.model}-{cfg.order}{prior}-s{cfg.seed}-{cfg.key()}"
 
 
 def _atomic_save(obj, path: Path) -> None:
