@@ -209,12 +209,13 @@ def paper_b_model(variant: str) -> tuple[int, str]:
 
 
 def wide_results(table: pd.DataFrame) -> pd.DataFrame:
-    """Variants as rows, (benchmark, score) as columns, cells 'accuracy [95 % CI]' with n per column."""
+    """Variants as rows, (benchmark, score) as columns, cells 'accuracy [95 % CI] (n)'; n counts (item, seed)
+    pairs, so the seed-less base model has fewer."""
     from ..probes.report import fmt
 
-    t = table.assign(cell=[fmt(a, lo, hi) for a, lo, hi in zip(table.accuracy, table.ci_low, table.ci_high)],
-                     column=[f"{b} ({s}, n={n})" if s != "correct" else f"{b} (n={n})"
-                             for b, s, n in zip(table.benchmark, table.score, table.n)])
+    t = table.assign(cell=[f"{fmt(a, lo, hi)} ({n})" for a, lo, hi, n in
+                           zip(table.accuracy, table.ci_low, table.ci_high, table.n)],
+                     column=[b if s == "correct" else f"{b} ({s})" for b, s in zip(table.benchmark, table.score)])
     order = list(dict.fromkeys(table.variant))
     wide = t.pivot_table(index="variant", columns="column", values="cell", aggfunc="first")
     return wide.reindex([v for v in order if v in wide.index])
@@ -272,3 +273,15 @@ def training_curves(runs: list[FinetunedModel]) -> pd.DataFrame:
     log = pd.concat(frames, ignore_index=True).rename(columns={"itc": "contrastive", "attr": "attribution hinge"})
     return log.melt(id_vars=["variant", "seed", "step"], value_vars=["contrastive", "attribution hinge"],
                     var_name="loss", value_name="value")
+
+
+def timing_table(runs: list[FinetunedModel]) -> pd.DataFrame:
+    """Measured fine-tuning speed per variant (seeds pooled): steps, seconds and samples per second, read off
+    the runs' own logs (what each extra attribution pass costs over CLIP-FT)."""
+    rows = [{"variant": r.config.variant, "seed": r.config.seed, "steps": len(r.log),
+             "seconds": float(r.log.seconds.iloc[-1]), "samples": int(r.log.samples.iloc[-1])} for r in runs]
+    t = pd.DataFrame(rows).groupby("variant", sort=False)[["steps", "seconds", "samples"]].sum()
+    t["samples_per_s"] = t.samples / t.seconds
+    base = t.samples_per_s.get("CLIP-FT", np.nan)
+    t["cost_vs_clip_ft"] = base / t.samples_per_s
+    return t.reset_index()

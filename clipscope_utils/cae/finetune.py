@@ -64,7 +64,7 @@ class FinetuneConfig:
     coco_images: int = 0  # the first N captioned images by id (0 = all)
     epochs: int = 2
     batch_size: int = 64
-    lr: float = 1e-4
+    lr: float = 1e-3
     weight_decay: float = 0.2
     warmup: int = 10
     seed: int = 0
