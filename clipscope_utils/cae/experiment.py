@@ -138,9 +138,9 @@ def attribution_frame(model_name: str, methods, captions, images: list, device: 
     from PIL import Image
 
     from ..models.registry import load_model
-    from .attribution import attribution, perturbations
+    from .attribution import attribution
     from .loss import role_means
-    from .roles import RoledCaption, span_positions, token_roles
+    from .roles import token_roles
 
     bad = [m for m in methods if m not in ATTRIBUTION_METHODS]
     if bad:
@@ -161,12 +161,8 @@ def attribution_frame(model_name: str, methods, captions, images: list, device: 
             extra = {"temperature": temperature}
             if method == "perturbation":
                 batch = captions[sl]
-
-                def positions(tx, sp):
-                    return span_positions([RoledCaption(t, s) for t, s in zip(tx, sp)], enc.tokenizer)
-
-                reps, pos = perturbations([c.text for c in batch], [c.spans for c in batch], candidates,
-                                          enc.tokenizer, positions, n_perturb=n_perturb, seed=seed + start)
+                reps, pos = ft.perturbation_inputs([c.text for c in batch], [c.spans for c in batch], candidates,
+                                                   enc.tokenizer, n_perturb, seed=seed + start)
                 extra.update(replacements=[[r.to(enc.device) for r in row] for row in reps], positions=pos)
             scores = attribution(method, model, img, tokens, **extra).detach().float().cpu()
             for role, mask in (("object", roles.objects[sl]), ("composition", roles.composition[sl])):

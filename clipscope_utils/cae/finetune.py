@@ -199,8 +199,6 @@ class FinetuneData:
     """
 
     def __init__(self, cfg: FinetuneConfig, encoder, progress: bool = False):
-        from PIL import Image
-
         from .pairs import coco_pairs, generated_pairs
         from .roles import RoledCaption, token_roles
 
@@ -213,12 +211,25 @@ class FinetuneData:
             raise CAEError(f"{len(self.texts)} training pairs are fewer than one batch ({cfg.batch_size})")
         self.tokenizer = encoder.tokenizer
         self.roles = token_roles([RoledCaption(t, s) for t, s in zip(self.texts, self.spans)], self.tokenizer)
-        self.images = torch.stack([encoder.preprocess(Image.open(p).convert("RGB")) for p in pairs.paths])
+        self.paths, self.preprocess = list(pairs.paths), encoder.preprocess
+        # small generated scenes are decoded once; COCO (118k photos) is decoded per batch
+        self.images = None if cfg.coco_root else torch.stack([self._load(p) for p in self.paths])
         self.negatives = {k: self.tokenizer(v) for k, v in pairs.negatives.items()}
         self.steps = cfg.epochs * (len(self.texts) // cfg.batch_size)
 
     def __len__(self) -> int:
         return len(self.texts)
+
+    def _load(self, path) -> torch.Tensor:
+        from PIL import Image
+
+        with Image.open(path) as im:
+            return self.preprocess(im.convert("RGB"))
+
+    def pixels(self, idx: np.ndarray) -> torch.Tensor:
+        if self.images is not None:
+            return self.images[torch.from_numpy(idx)]
+        return torch.stack([self._load(self.paths[i]) for i in idx])
 
     def indices(self, step: int) -> np.ndarray:
         b, n = self.cfg.batch_size, len(self)
@@ -236,18 +247,15 @@ class FinetuneData:
         return torch.stack([self.negatives[kinds[p]][i] for p, i in zip(pick, idx)])
 
 
-def _perturbation_inputs(data: FinetuneData, idx: np.ndarray, step: int):
+def perturbation_inputs(texts, spans, candidates, tokenizer, n_perturb: int, seed: int):
+    """Perturbed variants and concept token positions of captions with role spans (perturbation method)."""
     from .attribution import perturbations
     from .roles import RoledCaption, span_positions
 
-    texts = [data.texts[i] for i in idx]
-    spans = [data.spans[i] for i in idx]
-
     def positions(tx, sp):
-        return span_positions([RoledCaption(t, s) for t, s in zip(tx, sp)], data.tokenizer)
+        return span_positions([RoledCaption(t, s) for t, s in zip(tx, sp)], tokenizer)
 
-    return perturbations(texts, spans, data.candidates, data.tokenizer, positions,
-                         n_perturb=data.cfg.n_perturb, seed=data.cfg.seed * 1_000_000 + step)
+    return perturbations(list(texts), list(spans), candidates, tokenizer, positions, n_perturb=n_perturb, seed=seed)
 
 
 def _step_losses(model, data: FinetuneData, idx: np.ndarray, step: int, device: torch.device):
@@ -256,7 +264,7 @@ def _step_losses(model, data: FinetuneData, idx: np.ndarray, step: int, device: 
 
     cfg = data.cfg
     t = torch.from_numpy(idx)
-    images, tokens = data.images[t].to(device), data.roles.tokens[t].to(device)
+    images, tokens = data.pixels(idx).to(device), data.roles.tokens[t].to(device)
     img = model.encode_image(images, normalize=True)
     txt = model.encode_text(tokens, normalize=True)
     neg_tokens = data.negative_tokens(idx, step)
@@ -266,7 +274,9 @@ def _step_losses(model, data: FinetuneData, idx: np.ndarray, step: int, device: 
         return itc, torch.zeros((), device=device)
     extra = {"temperature": cfg.temperature}
     if cfg.method == "perturbation":
-        replacements, positions = _perturbation_inputs(data, idx, step)
+        replacements, positions = perturbation_inputs([data.texts[i] for i in idx], [data.spans[i] for i in idx],
+                                                      data.candidates, data.tokenizer, cfg.n_perturb,
+                                                      seed=cfg.seed * 1_000_000 + step)
         extra.update(replacements=[[r.to(device) for r in row] for row in replacements], positions=positions)
     scores = attribution(cfg.method, model, img.detach(), tokens, create_graph=True, **extra)
     attr = attribution_loss(scores, data.roles.objects[t].to(device), data.roles.composition[t].to(device),
