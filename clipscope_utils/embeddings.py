@@ -20,7 +20,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .models.registry import Encoder, ModelError
-from .paths import cache_dir
+from .paths import atomic_write, cache_dir
 
 CACHE_FORMAT = 1
 log = logging.getLogger(__name__)
@@ -137,25 +136,13 @@ def _read_cache(folder: Path, key: str, material: dict) -> np.ndarray | None:
         return None
 
 
-def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def _write_cache(folder: Path, key: str, material: dict, arr: np.ndarray) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
         meta = {"key_material": material, "shape": list(arr.shape), "dtype": "float32",
                 "array_sha256": _array_sha256(arr)}
-        _atomic_write(folder / f"{key}.npy", lambda f: np.save(f, arr, allow_pickle=False))
-        _atomic_write(folder / f"{key}.json", lambda f: f.write(json.dumps(meta, indent=1).encode("utf-8")))
+        atomic_write(folder / f"{key}.npy", lambda f: np.save(f, arr, allow_pickle=False))
+        atomic_write(folder / f"{key}.json", lambda f: f.write(json.dumps(meta, indent=1).encode("utf-8")))
     except OSError as e:  # a full or read-only disk costs the cache, not the result
         log.warning("could not write embedding cache %s (%s); results are not cached", folder / key, e)
 

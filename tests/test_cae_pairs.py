@@ -91,3 +91,13 @@ def test_finetune_on_coco_runs_and_keys_on_the_captions_file(tmp_path, monkeypat
     caps = tmp_path / "coco" / "annotations" / "captions_train2017.json"
     caps.write_text(caps.read_text().replace("near", "beside"))
     assert data_identity(cfg) != before  # edited captions never reuse the old run
+
+
+def test_a_missing_coco_folder_stops_the_grid_before_any_training(tmp_path, monkeypatch):
+    from clipscope_utils.cae import experiment as cx
+
+    monkeypatch.setenv("CLIPSCOPE_CACHE", str(tmp_path / "cache"))
+    cfgs = cx.grid(["none"], [False], [0], {}, base="random:clipscope-tiny:0", coco_root=str(tmp_path / "nowhere"))
+    with pytest.raises(CAEError, match="COCO fine-tuning data"):
+        cx.finetune_many(cfgs, workers=1, progress=False)
+    assert not (tmp_path / "cache" / "finetuned").exists()

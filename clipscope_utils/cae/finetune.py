@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..paths import cache_dir
+from ..paths import atomic_write, cache_dir
 from . import CAEError
 from .loss import attribution_loss, itc_loss, total_loss
 
@@ -176,12 +176,6 @@ class FinetunedModel:
         return f"{self.arch}@{self.weights}"
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
 def load_finetuned(folder: str | Path) -> FinetunedModel:
     folder = Path(folder)
     if not (folder / "done.json").is_file():
@@ -323,12 +317,10 @@ def finetune(cfg: FinetuneConfig, progress: bool = True) -> FinetunedModel:
                         "seconds": time.perf_counter() - t0})
     finally:
         torch.set_num_threads(threads)
-    tmp = folder / ".model.pt.tmp"
-    torch.save(model.state_dict(), tmp)
-    tmp.replace(folder / "model.pt")
+    atomic_write(folder / "model.pt", lambda f: torch.save(model.state_dict(), f))
     pd.DataFrame(log).to_csv(folder / "log.csv", index=False)
     arch = base.identity.get("arch") or base.spec.arch
-    _atomic_write_text(folder / "config.json", json.dumps({"config": cfg.to_dict(), "arch": arch,
-                                                           "base_identity": base.identity}, indent=1))
-    _atomic_write_text(folder / "done.json", json.dumps({"steps": data.steps}))
+    meta = {"config": cfg.to_dict(), "arch": arch, "base_identity": base.identity}
+    atomic_write(folder / "config.json", lambda f: f.write(json.dumps(meta, indent=1).encode()))
+    atomic_write(folder / "done.json", lambda f: f.write(json.dumps({"steps": data.steps}).encode()))
     return load_finetuned(folder)

@@ -16,17 +16,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..paths import cache_dir
+from ..paths import atomic_write, cache_dir
 from . import CAEError
 
 PARSE_VERSION = 1  # bump when the parsed-role cache format or mapping changes
+KIND_STREAMS = {"relation_swap": 0, "relation_replace": 1, "attribute_swap": 2}  # one seeded stream per kind
 CANDIDATES_PER_ROLE = 200  # the most frequent concepts per role (paper B: 150 objects, 200 attributes, 36 relations)
 
 
@@ -74,7 +74,7 @@ def negatives_from_spans(texts, spans, kinds, candidates, seed: int = 0) -> dict
     for kind in kinds:
         rows = []
         for i, (text, sp) in enumerate(zip(texts, spans)):
-            rng = np.random.default_rng([seed, i, len(kind)])
+            rng = np.random.default_rng([seed, i, KIND_STREAMS[kind]])
             if kind == "relation_swap":
                 neg = _swap(text, sp, "object")
             elif kind == "attribute_swap":
@@ -111,10 +111,7 @@ def parsed_roles(texts: list[str], parser=None, progress: bool = False) -> list[
     spans = []
     for start in tqdm(range(0, len(texts), 512), disable=not progress, desc="parsing captions"):
         spans += [tuple(rc.spans) for rc in parser(texts[start:start + 512])]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps([list(map(list, s)) for s in spans]))
-    tmp.replace(path)
+    atomic_write(path, lambda f: f.write(json.dumps([list(map(list, s)) for s in spans]).encode()))
     return spans
 
 

@@ -47,7 +47,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -58,7 +57,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ..datasets.tables import DatasetError, open_image
-from ..paths import cache_dir
+from ..paths import atomic_write, cache_dir
 from ..stats import rate_table
 from .items import BenchmarkError, ChoiceItem, PairItem
 
@@ -422,23 +421,14 @@ def _crop_path(src: Path, box: tuple[int, int, int, int], digests: dict) -> Path
     once, atomically, so the embedding engine can read and cache it like any image file."""
     if src not in digests:
         digests[src] = _file_sha256(src)
-    folder = cache_dir() / "crops"
-    out = folder / f"v{CROP_FORMAT}-{digests[src]}-{'_'.join(str(v) for v in box)}.png"
+    out = cache_dir() / "crops" / f"v{CROP_FORMAT}-{digests[src]}-{'_'.join(str(v) for v in box)}.png"
     if out.is_file():
         return out
     try:
         crop = open_image(src).crop(box)
     except DatasetError as e:
         raise BenchmarkError(str(e)) from None
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{out.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            crop.save(f, format="PNG")
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(out, lambda f: crop.save(f, format="PNG"))
     return out
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from ..paths import cache_dir
+from ..paths import atomic_write, cache_dir
 from .config import TrainConfig, TrainingError
 from .data import TrainingData
 
@@ -54,9 +53,7 @@ def run_folder(cfg: TrainConfig) -> Path:
 
 
 def _atomic_save(obj, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def _build(cfg: TrainConfig):
