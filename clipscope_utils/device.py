@@ -6,11 +6,11 @@ import os
 import platform
 from functools import lru_cache
 
+import torch
+
 
 def pick_device(requested: str = "auto") -> str:
     """``"auto"`` gives ``"cuda"`` when a GPU is visible, else ``"cpu"``; explicit names are checked."""
-    import torch
-
     if requested == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if requested.startswith("cuda") and not torch.cuda.is_available():
@@ -34,12 +34,7 @@ def cpu_model() -> str:
 
 def describe_device() -> str:
     """One line naming the device the code runs on, e.g. ``CPU: AMD EPYC 7B13 (2 cores)``."""
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            names = sorted({torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())})
-            return f"GPU: {', '.join(names)} x{torch.cuda.device_count()} (+ CPU {cpu_model()})"
-    except ImportError:
-        pass
+    if torch.cuda.is_available():
+        names = sorted({torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())})
+        return f"GPU: {', '.join(names)} x{torch.cuda.device_count()} (+ CPU {cpu_model()})"
     return f"CPU: {cpu_model()} ({os.cpu_count()} cores)"

@@ -28,8 +28,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .models.registry import Encoder, ModelError
-from .paths import atomic_write, cache_dir
+from .datasets.tables import DatasetError, open_image
+from .models.base import Encoder, ModelError
+from .paths import atomic_write, cache_dir, file_sha256
 
 CACHE_FORMAT = 1
 log = logging.getLogger(__name__)
@@ -49,13 +50,10 @@ def texts_sha256(texts: Sequence[str]) -> str:
 
 def files_sha256(paths: Sequence[str | os.PathLike]) -> str:
     """sha256 over the sha256 of each file's bytes, in order (paths themselves do not count)."""
-    from .datasets.tables import DatasetError
-
     outer = hashlib.sha256()
     for path in paths:
         try:
-            with open(path, "rb") as f:
-                outer.update(hashlib.file_digest(f, "sha256").digest())
+            outer.update(bytes.fromhex(file_sha256(path)))
         except FileNotFoundError:
             raise DatasetError(f"image file {path} is missing") from None
     return outer.hexdigest()
@@ -227,8 +225,6 @@ class _ImageFiles(torch.utils.data.Dataset):
         return len(self.paths)
 
     def __getitem__(self, i: int) -> torch.Tensor:
-        from .datasets.tables import open_image
-
         return self.preprocess(open_image(self.paths[i]))
 
 

@@ -8,11 +8,11 @@ joined next to measured rates, as the ``paper`` column, so a reader sees both.
 from __future__ import annotations
 
 from functools import lru_cache
-from pathlib import Path
-
 import pandas as pd
 
-TABLES_CSV = Path(__file__).resolve().parent.parent / "data" / "paper_a_tables.csv"
+from .paths import data_file
+
+TABLES_CSV = data_file("paper_a_tables.csv")
 
 # table column -> probe position (1-based): caption positions for TOR, size order for IOR/I2TOR
 POSITION_COLUMNS = {"first": 1, "second": 2, "third": 3, "fourth": 4,

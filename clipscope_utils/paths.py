@@ -7,11 +7,17 @@ notebook run from Jupyter, from papermill or from a test finds the same files.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 CACHE_ENV = "CLIPSCOPE_CACHE"
+DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+T = TypeVar("T")
 
 
 def atomic_write(path: Path, write) -> None:
@@ -48,3 +54,53 @@ def cache_dir() -> Path:
         path = root / ".cache" if root else Path.home() / ".cache" / "clipscope"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def data_file(name: str) -> Path:
+    """A committed input of the book (``data/<name>``: class tables, paper tables, size categories)."""
+    return DATA_DIR / name
+
+
+def is_complete(folder: Path, marker: str = "done.json") -> bool:
+    """Whether a keyed cache folder is complete: its ``marker`` file is written last, atomically."""
+    return (Path(folder) / marker).is_file()
+
+
+def cached_folder(folder: Path, marker: str, load: Callable[[Path], T], make: Callable[[Path], object]) -> T:
+    """The one cache pattern of the package: a folder named by a key is complete once ``marker`` exists in it;
+    then it is loaded, else ``make(folder)`` fills it (writing ``marker`` last) and it is loaded. A cache of
+    single files is the same with the file as its own marker (``folder`` holds many keyed files)."""
+    if not is_complete(folder, marker):
+        make(Path(folder))
+    return load(Path(folder))
+
+
+_HASHES: dict[tuple[str, int, int], str] = {}
+_PERSIST_BYTES = 16 * 2**20
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """sha256 of a file's bytes, remembered per (path, size, mtime); files >= 16 MB also on disk, so large
+    weight files are hashed once. The one file hash of the package: caches key on file contents with it."""
+    p = Path(path).resolve()
+    st = p.stat()
+    key = (str(p), st.st_size, st.st_mtime_ns)
+    if key in _HASHES:
+        return _HASHES[key]
+    record = None
+    if st.st_size >= _PERSIST_BYTES:
+        record = cache_dir() / "hashes" / (hashlib.sha1(json.dumps(key).encode()).hexdigest() + ".json")
+        try:
+            saved = json.loads(record.read_text())
+            if [saved["path"], saved["size"], saved["mtime_ns"]] == list(key) and len(saved["sha256"]) == 64:
+                _HASHES[key] = saved["sha256"]
+                return saved["sha256"]
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+    with open(p, "rb") as f:
+        digest = hashlib.file_digest(f, "sha256").hexdigest()
+    _HASHES[key] = digest
+    if record is not None:
+        payload = json.dumps({"path": key[0], "size": key[1], "mtime_ns": key[2], "sha256": digest}).encode()
+        atomic_write(record, lambda f: f.write(payload))
+    return digest

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from clipscope_utils.cae import CAEError
-from clipscope_utils.cae import experiment as ex
+from clipscope_utils.studies import cae as ex
 from clipscope_utils.cae.finetune import FinetuneConfig, FinetuneData, finetune, run_key
 
 TINY = dict(base="random:clipscope-tiny:0", scenes=32, batch_size=16, epochs=1, warmup=1)

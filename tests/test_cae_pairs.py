@@ -94,7 +94,7 @@ def test_finetune_on_coco_runs_and_keys_on_the_captions_file(tmp_path, monkeypat
 
 
 def test_a_missing_coco_folder_stops_the_grid_before_any_training(tmp_path, monkeypatch):
-    from clipscope_utils.cae import experiment as cx
+    from clipscope_utils.studies import cae as cx
 
     monkeypatch.setenv("CLIPSCOPE_CACHE", str(tmp_path / "cache"))
     cfgs = cx.grid(["none"], [False], [0], {}, base="random:clipscope-tiny:0", coco_root=str(tmp_path / "nowhere"))

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from clipscope_utils.caption_order import (
+from clipscope_utils.studies.caption_order import (
     ClassMatcher,
     ClassNameExtractor,
     ExtractionError,

@@ -7,8 +7,11 @@ import numpy as np
 import pytest
 
 from clipscope_utils.datasets import SceneSpec, generate
+from clipscope_utils import measure as ex
+from clipscope_utils.models import ModelError
 from clipscope_utils.models.registry import load_model
-from clipscope_utils.probes import ProbeError, experiments as ex
+from clipscope_utils.probes import ProbeError
+from clipscope_utils.zoo import ModelZoo
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,14 +35,15 @@ def glove(module_cache):
 def test_controls_are_added_per_clip_architecture_and_names_are_canonical(tmp_path) -> None:
     ckpt = tmp_path / "tiny.pt"
     ckpt.write_bytes(b"not read by resolve")
-    names = ex.with_controls(["glove", f"clipscope-tiny@{ckpt}", "random:clipscope-tiny"])
+    zoo = ModelZoo()
+    names = zoo.with_controls(["glove", f"clipscope-tiny@{ckpt}", "random:clipscope-tiny"])
     assert names == ["GloVe", f"clipscope-tiny@{ckpt}", "random:clipscope-tiny:0"]
-    assert ex.with_controls([f"clipscope-tiny@{ckpt}"], controls=False) == [f"clipscope-tiny@{ckpt}"]
-    with pytest.raises(ProbeError, match="text-only"):
-        ex.with_controls(["glove"], need_images=True)
+    assert zoo.with_controls([f"clipscope-tiny@{ckpt}"], controls=False) == [f"clipscope-tiny@{ckpt}"]
+    with pytest.raises(ModelError, match="text-only"):
+        zoo.with_controls(["glove"], need_images=True)
     with pytest.raises(ValueError, match="unknown model name"):
-        ex.with_controls(["glove", "no-such-model"])
-    table = ex.describe_models(names)
+        zoo.with_controls(["glove", "no-such-model"])
+    table = zoo.describe(names)
     assert table.role.tolist() == ["text-only baseline", "CLIP", "random-init control"]
 
 

@@ -16,7 +16,8 @@ import torch
 from PIL import Image
 
 from clipscope_utils.models import ModelError, load_model, paper_models, registry, resolve
-from clipscope_utils.models.registry import PAPER_MODELS, file_sha256, list_names
+from clipscope_utils.models.registry import PAPER_MODELS, list_names
+from clipscope_utils.paths import file_sha256
 
 CAPTIONS = ["a red cube and a blue sphere", "a blue sphere and a red cube", "a photo of a green cone"]
 
@@ -360,17 +361,3 @@ def test_load_by_spec_and_repr(tiny):
     assert spec == tiny.spec and "random init (seed 0)" in repr(tiny)
 
 
-def test_train_missing_hands_only_trained_names_to_parallel_training(monkeypatch):
-    import clipscope_utils.training as training
-    from clipscope_utils.models import registry
-
-    seen = {}
-    monkeypatch.setattr(training, "train_many", lambda configs, workers, progress: seen.update(
-        configs=configs, workers=workers))
-    registry.train_missing(["glove", "trained:shuffled", "random:clipscope-tiny", "trained:shuffled",
-                            "trained:largest_last:1"], workers=2, progress=False)
-    assert [(c.order, c.seed) for c in seen["configs"]] == [("shuffled", 0), ("largest_last", 1)]
-    assert seen["workers"] == 2
-    seen.clear()
-    registry.train_missing(["glove", "sbert"], progress=False)
-    assert seen == {}

@@ -8,10 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from clipscope_utils import size_prior as sp
+from clipscope_utils import measure as ex
+from clipscope_utils.datasets import sizes
+from clipscope_utils.studies import size_prior as sp
 from clipscope_utils.datasets import DatasetError
 from clipscope_utils.datasets.captions import caption
-from clipscope_utils.probes import experiments as ex
 from clipscope_utils.probes import retrieval
 from clipscope_utils.training import TrainConfig
 
@@ -22,32 +23,32 @@ CONTROL = sp.condition_label(0)
 
 
 def test_real_world_groups_of_comco_match_the_docstring() -> None:
-    t = sp.real_world_sizes("comco")
+    t = sizes.real_world_sizes("comco")
     assert len(t) == 63 and t.class_id.tolist() == list(range(63))
     assert t.group.value_counts().to_dict() == {"small": 25, "unknown": 20, "medium": 11, "large": 7}
-    assert sp.prior_classes("comco") == ("car", "airplane", "bus", "train", "truck", "elephant", "giraffe")
+    assert sizes.prior_classes("comco") == ("car", "airplane", "bus", "train", "truck", "elephant", "giraffe")
     by_name = t.set_index("class_name")
     # synonyms only where the names differ; never a substring ("car" is not "carrot")
     assert by_name.loc["motorcycle", ["domainnet_name", "group"]].tolist() == ["motorbike", "medium"]
     assert by_name.loc["tv", "group"] == "medium" and by_name.loc["handbag", "group"] == "small"
     assert by_name.loc["carrot", "group"] == "small" and by_name.loc["boat", "group"] == "unknown"
-    groups = sp.group_table("comco")
+    groups = sizes.group_table("comco")
     assert groups.group.tolist() == ["large", "medium", "small", "unknown"] and groups.n.sum() == 63
 
 
 def test_families_without_real_world_sizes_have_no_prior(tmp_path) -> None:
-    assert set(sp.real_world_sizes("simco").group) == {"unknown"}
+    assert set(sizes.real_world_sizes("simco").group) == {"unknown"}
     with pytest.raises(DatasetError, match="family 'simco' has no real-world-large classes"):
-        sp.prior_classes("simco")
+        sizes.prior_classes("simco")
     with pytest.raises(DatasetError, match="unknown object family 'lego'"):
-        sp.real_world_sizes("lego")
+        sizes.real_world_sizes("lego")
     bad = tmp_path / "sizes.json"
     bad.write_text(json.dumps({"large": ["car"], "small": ["cat"]}))
     with pytest.raises(DatasetError, match=r"size groups \['medium'\] missing"):
-        sp.real_world_sizes("comco", bad)
+        sizes.real_world_sizes("comco", bad)
     mine = tmp_path / "mine.json"
     mine.write_text(json.dumps({"large": ["cat"], "medium": [], "small": ["car"]}))
-    t = sp.real_world_sizes("comco", mine).set_index("class_name").group
+    t = sizes.real_world_sizes("comco", mine).set_index("class_name").group
     assert t["cat"] == "large" and t["car"] == "small"
 
 
@@ -99,7 +100,7 @@ class FakeEncoder:
 
 @pytest.fixture
 def fake_texts(monkeypatch):
-    monkeypatch.setattr(ex, "_texts", lambda enc, texts, **kw: np.stack([enc.table[t] for t in texts]))
+    monkeypatch.setattr(ex, "texts", lambda enc, texts, **kw: np.stack([enc.table[t] for t in texts]))
 
 
 def text_frames(caps: pd.DataFrame) -> pd.DataFrame:

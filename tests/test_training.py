@@ -120,7 +120,7 @@ def test_untrained_start_of_a_run_is_the_registry_random_init() -> None:
 
 
 def test_probe_runs_tags_every_checkpoint_with_order_seed_and_samples(scenes, cache) -> None:
-    from clipscope_utils import origin
+    from clipscope_utils.studies import origin
     from clipscope_utils.datasets import generate
     from clipscope_utils.training.data import scene_spec
 
@@ -134,7 +134,7 @@ def test_probe_runs_tags_every_checkpoint_with_order_seed_and_samples(scenes, ca
 
 
 def test_external_checkpoints_are_parsed_and_checked_before_any_work(tmp_path) -> None:
-    from clipscope_utils import origin
+    from clipscope_utils.studies import origin
 
     ckpt = tmp_path / "epoch_10.pt"
     ckpt.write_bytes(b"x")
@@ -144,34 +144,6 @@ def test_external_checkpoints_are_parsed_and_checked_before_any_work(tmp_path) -
             origin.parse_external([bad])
     with pytest.raises(ValueError, match="no-such"):
         origin.parse_external(["5=ViT-B-32@/no-such/file.pt"])
-
-
-def test_config_defaults_are_the_default_profiles_pretraining_chapter() -> None:
-    """``trained:<order>:<seed>`` in the probe chapters must name the runs the pretraining chapter trains."""
-    from pathlib import Path
-
-    from clipscope_utils.book.profiles import load_profile
-    from clipscope_utils.book.runner import toc_notebooks
-
-    root = Path(__file__).resolve().parents[1]
-    params = load_profile(root / "profiles", "default", toc_notebooks(root)).params["pretraining"]
-    defaults = TrainConfig()
-    for knob in ("model", "family", "scenes", "p_first", "samples", "batch_size", "lr", "checkpoints"):
-        assert params[knob] == getattr(defaults, knob), knob
-    assert tuple(params["objects"]) == defaults.objects
-
-
-def test_trained_names_resolve_to_the_default_runs_and_reject_bad_orders() -> None:
-    from clipscope_utils.models import ModelError, resolve
-    from clipscope_utils.training import TrainConfig, run_folder
-
-    spec = resolve("trained:shuffled:1")
-    assert spec.name == "trained:shuffled:1" and spec.kind == "clip" and spec.arch == "clipscope-tiny"
-    assert TrainConfig(order="shuffled", seed=1).key() in spec.note
-    assert resolve("trained:largest_last").name == "trained:largest_last:0"
-    with pytest.raises(ModelError, match="order one of"):
-        resolve("trained:sideways")
-    assert run_folder(TrainConfig(order="shuffled", seed=1)).name.endswith(TrainConfig(order="shuffled", seed=1).key())
 
 
 def test_default_configs_keep_the_keys_recorded_before_size_prior(monkeypatch) -> None:
@@ -187,7 +159,7 @@ def test_default_configs_keep_the_keys_recorded_before_size_prior(monkeypatch) -
 
 
 def test_size_prior_is_a_keyed_knob_of_the_training_split_only(monkeypatch) -> None:
-    from clipscope_utils import size_prior
+    from clipscope_utils.datasets import sizes as size_prior
     from clipscope_utils.training.data import scene_spec
 
     plain, prior = TrainConfig(**TINY), TrainConfig(**TINY, size_prior=0.9)

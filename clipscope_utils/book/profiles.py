@@ -3,6 +3,15 @@
 ``profiles/parameters.yml`` declares, per notebook, every parameter with its type and allowed values;
 ``profiles/<name>.yml`` gives values (``extends:`` another profile and overrides it). Everything is
 checked here, before any notebook runs, so that a typo costs a second, not a half-built book.
+
+Two kinds of parameter are more than a value:
+
+* ``type: shared`` — the whole parameter set of the notebook of the same name, injected by the runner and
+  never set by hand. Every chapter that names a ``trained:`` model gets ``pretraining`` this way, so the
+  self-trained CLIPs it loads are the ones the profile's pretraining chapter trains.
+* ``check: models`` (and ``image_models``, ``model``, ``device``, ``external``, ``folder:<kind>``) — what the
+  value means beyond its type; :mod:`clipscope_utils.book.checks` resolves it before the first notebook runs.
+  A list of models may name a collection of the profile's ``model_sets`` as ``"@<set>"``.
 """
 
 from __future__ import annotations
@@ -16,7 +25,11 @@ from typing import Any
 import yaml
 
 SCHEMA_FILE = "parameters.yml"
-TYPES = {"int", "float", "str", "bool", "list"}
+TYPES = {"int", "float", "str", "bool", "list", "shared"}
+CHECKS = {"models", "image_models", "model", "device", "external"}
+FOLDER_KINDS = ("official", "coco_val", "coco_train", "aro", "sugarcrepe", "coco_images", "winoground", "valse",
+                "valse_images")
+MODEL_LISTS = ("models", "image_models")
 
 
 class ParameterError(ValueError):
@@ -36,6 +49,7 @@ class ParamSpec:
     items: "ParamSpec | None" = None  # element spec of a list
     min_len: int | None = None
     max_len: int | None = None
+    meaning: str | None = None  # schema key ``check``: what the value means beyond its type (CHECKS, FOLDER_KINDS)
 
     @classmethod
     def from_dict(cls, name: str, d: dict) -> "ParamSpec":
@@ -55,15 +69,22 @@ class ParamSpec:
             items=cls.from_dict(f"{name}[]", items) if items is not None else None,
             min_len=d.pop("min_len", None),
             max_len=d.pop("max_len", None),
+            meaning=d.pop("check", None),
         )
         if d:
             raise ParameterError(f"schema of {name!r}: unknown keys {sorted(d)}")
         if typ == "list" and spec.items is None:
             raise ParameterError(f"schema of {name!r}: a list needs 'items'")
+        folder = spec.meaning.split(":", 1)[1] if spec.meaning and spec.meaning.startswith("folder:") else None
+        if spec.meaning is not None and spec.meaning not in CHECKS and folder not in FOLDER_KINDS:
+            raise ParameterError(f"schema of {name!r}: check {spec.meaning!r} is not one of {sorted(CHECKS)} or "
+                                 f"folder:<{'|'.join(FOLDER_KINDS)}>")
         return spec
 
     def allowed(self) -> str:
         """Human-readable description of the allowed values."""
+        if self.type == "shared":
+            return "nothing: it is the parameter set of the notebook of the same name, injected by the runner"
         if self.choices is not None:
             text = f"one of {list(self.choices)}"
         elif self.type == "list":
@@ -122,6 +143,7 @@ class Profile:
     name: str
     description: str
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    schema: dict[str, dict[str, "ParamSpec"]] = field(default_factory=dict, repr=False)
 
 
 def load_schema(profiles_dir: Path) -> dict[str, dict[str, ParamSpec]]:
@@ -144,14 +166,19 @@ def _raw_profile(profiles_dir: Path, name: str, seen: tuple[str, ...] = ()) -> d
     if name in seen:
         raise ParameterError(f"profile {name!r} extends itself via {' -> '.join(seen + (name,))}")
     raw = yaml.safe_load(path.read_text()) or {}
-    unknown = set(raw) - {"description", "extends", "notebooks"}
+    unknown = set(raw) - {"description", "extends", "notebooks", "model_sets"}
     if unknown:
-        raise ParameterError(f"profile {name!r}: unknown keys {sorted(unknown)}; allowed: description, extends, notebooks")
-    merged: dict = {"notebooks": {}}
+        raise ParameterError(f"profile {name!r}: unknown keys {sorted(unknown)}; "
+                             "allowed: description, extends, model_sets, notebooks")
+    merged: dict = {"notebooks": {}, "model_sets": {}}
     if raw.get("extends"):
         merged = _raw_profile(profiles_dir, raw["extends"], seen + (name,))
     for nb, values in (raw.get("notebooks") or {}).items():
         merged["notebooks"].setdefault(nb, {}).update(values or {})
+    for set_name, models in (raw.get("model_sets") or {}).items():
+        if not isinstance(models, list) or not all(isinstance(m, str) for m in models):
+            raise ParameterError(f"profile {name!r}: model set {set_name!r} must be a list of model names")
+        merged["model_sets"][set_name] = models
     merged["description"] = raw.get("description", merged.get("description", ""))
     return merged
 
@@ -204,10 +231,39 @@ def load_profile(
         if unknown:
             raise ParameterError(
                 f"notebook {nb!r}: unknown parameter(s) {unknown} (profile {name!r}); "
-                f"parameters of {nb!r}: {sorted(specs)}"
+                f"parameters of {nb!r}: {sorted(p for p in specs if specs[p].type != 'shared')}"
             )
-        missing = sorted(set(specs) - set(given))
+        shared = sorted(p for p in given if specs[p].type == "shared")
+        if shared:
+            raise ParameterError(f"notebook {nb!r}, parameter {shared[0]!r} is the {shared[0]!r} notebook's whole "
+                                 f"parameter set, shared by the runner: set {shared[0]}.<parameter> instead")
+        missing = sorted(p for p in set(specs) - set(given) if specs[p].type != "shared")
         if missing:
             raise ParameterError(f"notebook {nb!r}: profile {name!r} gives no value for {missing}")
-        params[nb] = {p: specs[p].check(given[p], f"notebook {nb!r}, parameter {p!r}") for p in specs}
-    return Profile(name=name, description=raw.get("description", ""), params=params)
+        params[nb] = {p: specs[p].check(_expand_sets(given[p], specs[p], raw["model_sets"], f"notebook {nb!r}, "
+                                                     f"parameter {p!r}"), f"notebook {nb!r}, parameter {p!r}")
+                      for p in specs if specs[p].type != "shared"}
+    for nb in notebooks:
+        for p, spec in schema[nb].items():
+            if spec.type == "shared":
+                if p not in params:
+                    raise ParameterError(f"notebook {nb!r} shares the parameters of notebook {p!r}, which is not "
+                                         f"in the book ({notebooks})")
+                params[nb][p] = copy.deepcopy(params[p])
+    return Profile(name=name, description=raw.get("description", ""), params=params, schema=schema)
+
+
+def _expand_sets(value: Any, spec: ParamSpec, sets: dict[str, list[str]], where: str) -> Any:
+    """``"@<set>"`` items of a model list replaced by the profile's named collection (in place, in order)."""
+    if spec.meaning not in MODEL_LISTS or not isinstance(value, list):
+        return value
+    out = []
+    for item in value:
+        if isinstance(item, str) and item.startswith("@"):
+            if item[1:] not in sets:
+                raise ParameterError(f"{where}: unknown model set {item!r}; the profile's model_sets: "
+                                     f"{sorted('@' + k for k in sets) or 'none'}")
+            out.extend(sets[item[1:]])
+        else:
+            out.append(item)
+    return out

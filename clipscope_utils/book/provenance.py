@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import datetime as dt
 import subprocess
-from importlib import metadata
 from pathlib import Path
 
 import nbformat
 
 from ..device import describe_device
+from ..versions import package_versions
 
 PACKAGES = (
     "clipscope-utils", "torch", "torchvision", "open_clip_torch", "numpy", "pandas", "pillow",
@@ -34,23 +34,15 @@ def git_commit(root: Path) -> str:
     return commit + ("+dirty" if dirty else "")
 
 
-def package_versions(names=PACKAGES) -> dict[str, str]:
-    out = {}
-    for name in names:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
-
-
-def record(root: Path, profile: str, params: dict, wall_s: float) -> dict:
-    """Everything the provenance block shows, as a plain dict (also stored in the notebook metadata)."""
+def record(root: Path, profile: str, params: dict, wall_s: float, trained: dict[str, str] | None = None) -> dict:
+    """Everything the provenance block shows, as a plain dict (also stored in the notebook metadata);
+    ``trained``: the training config of every ``trained:`` model the page used."""
     return {
         "profile": profile,
         "parameters": params,
+        "trained_models": dict(trained or {}),
         "commit": git_commit(root),
-        "versions": package_versions(),
+        "versions": package_versions(PACKAGES),
         "device": describe_device(),
         "wall_time_s": round(wall_s, 1),
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -58,13 +50,17 @@ def record(root: Path, profile: str, params: dict, wall_s: float) -> dict:
 
 
 def _markdown(rec: dict) -> str:
-    params = "\n".join(f"| `{k}` | `{v!r}` |" for k, v in rec["parameters"].items())
+    params = "\n".join(f"| `{k}` | the *{k}* chapter's parameters (shared) |" if isinstance(v, dict) else
+                       f"| `{k}` | `{v!r}` |" for k, v in rec["parameters"].items())
     versions = ", ".join(f"{k} {v}" for k, v in rec["versions"].items())
+    trained = "".join(f"- `{name}`: {cfg}\n" for name, cfg in rec.get("trained_models", {}).items())
+    trained = f"Self-trained models of this page:\n\n{trained}\n" if trained else ""
     return (
         ":::{admonition} Provenance of this page\n:class: dropdown note\n\n"
         f"Executed with profile **{rec['profile']}** at commit `{rec['commit']}` on {rec['device']}, "
         f"{rec['date']}, in {rec['wall_time_s']} s.\n\n"
         f"| parameter | value |\n|---|---|\n{params}\n\n"
+        f"{trained}"
         f"Versions: {versions}.\n:::\n"
     )
 

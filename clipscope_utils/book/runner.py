@@ -21,10 +21,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import nbformat
+import papermill as pm
 import yaml
+from jupyter_client.kernelspec import KernelSpecManager
+from papermill.exceptions import PapermillExecutionError
 
+from ..versions import package_versions
+from .checks import check_profile, problems
 from .profiles import Profile, load_profile
-from .provenance import package_versions, record, stamp
+from .provenance import record, stamp
+from .widgets import ensure_widget_js
 
 KERNEL_NAME = "clipscope"
 EXECUTED = Path("book") / "executed"
@@ -114,15 +121,11 @@ def is_current(root: Path, name: str, fp: str) -> bool:
 
 
 def kernel_available(name: str = KERNEL_NAME) -> bool:
-    from jupyter_client.kernelspec import KernelSpecManager
-
     return name in KernelSpecManager().find_kernel_specs()
 
 
 def _describe_failure(name: str, err: Exception) -> str:
     """``notebook 'x', cell N: ErrorName: message`` from papermill's execution error."""
-    from papermill.exceptions import PapermillExecutionError
-
     if isinstance(err, PapermillExecutionError):
         first = (err.source or "").strip().splitlines()
         code = f" (`{first[0][:80]}`…)" if first else ""
@@ -130,15 +133,12 @@ def _describe_failure(name: str, err: Exception) -> str:
     return f"notebook {name!r} failed: {type(err).__name__}: {err}"
 
 
-def execute_notebook(root: Path, name: str, profile: Profile) -> float:
+def execute_notebook(root: Path, name: str, profile: Profile, trained: dict[str, str] | None = None) -> float:
     """Run one notebook with papermill; on success atomically replace its executed copy.
 
     Returns the wall time. On failure the partial output goes to ``_build/failed/<name>.ipynb`` and a
     BuildError names the notebook, the cell and the error; the previous executed copy stays.
     """
-    import nbformat
-    import papermill as pm
-
     src = root / SOURCES / f"{name}.ipynb"
     out = root / EXECUTED / f"{name}.ipynb"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -158,7 +158,7 @@ def execute_notebook(root: Path, name: str, profile: Profile) -> float:
         raise BuildError(f"{_describe_failure(name, err)}\n  (partial output saved in {failed.relative_to(root)})") from None
     wall = time.perf_counter() - start
     nb = nbformat.read(tmp, as_version=4)
-    stamp(nb, record(root, profile.name, params, wall))
+    stamp(nb, record(root, profile.name, params, wall, trained or {}))
     nbformat.write(nb, tmp)
     os.replace(tmp, out)
     return wall
@@ -204,10 +204,9 @@ def build(
 ) -> list[NotebookResult]:
     """Validate everything, execute stale notebooks in toc order, then build the HTML.
 
-    All checks (profile, parameters, kernel, widget JS) happen before the first notebook runs.
+    All checks (profile, parameters, models, devices, data folders, kernel, widget JS) happen before the
+    first notebook runs.
     """
-    from .widgets import ensure_widget_js
-
     root = Path(root).resolve()
     names = toc_notebooks(root)
     profile = load_profile(root / PROFILES, profile_name, names, overrides)
@@ -215,6 +214,12 @@ def build(
         unknown = [n for n in only if n not in names]
         if unknown:
             raise BuildError(f"--only names unknown notebooks {unknown}; notebooks of the book: {names}")
+    selected = [n for n in names if not only or n in only]
+    checks = {c.notebook: c for c in check_profile(profile, selected)}
+    wrong = problems(list(checks.values()))
+    if wrong:
+        raise BuildError("nothing was executed: the profile names what this machine cannot give\n  "
+                         + "\n  ".join(wrong))
     if not kernel_available():
         raise BuildError(
             f"Jupyter kernel {KERNEL_NAME!r} is not registered; run `make setup` "
@@ -224,7 +229,6 @@ def build(
         log("fetched the widget JavaScript into book/_static/vendor")
 
     results = []
-    selected = [n for n in names if not only or n in only]
     log(f"profile {profile.name!r}: {len(selected)} notebook(s)")
     for i, name in enumerate(selected, 1):
         fp = fingerprint(root, name, profile.name, profile.params[name])
@@ -233,7 +237,7 @@ def build(
             results.append(NotebookResult(name, "skipped", 0.0))
             continue
         log(f"[{i}/{len(selected)}] {name}: executing ...")
-        wall = execute_notebook(root, name, profile)
+        wall = execute_notebook(root, name, profile, checks[name].trained)
         state = _state_path(root, name)
         state.parent.mkdir(parents=True, exist_ok=True)
         tmp = state.with_suffix(".tmp")

@@ -26,17 +26,36 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from collections.abc import Callable
+
 import numpy as np
+import open_clip
 import pandas as pd
 import torch
+from open_clip_train.scheduler import cosine_lr
+from PIL import Image
+from tqdm.auto import tqdm
 
-from ..paths import atomic_write, cache_dir
+from ..compositional.scenes import CompositionSpec
+from ..datasets.coco import DatasetError, coco_files
+from ..models.base import Encoder
+from ..models.registry import load_model
+from ..optim import optimizer
+from ..paths import atomic_write, cache_dir, cached_folder, file_sha256, is_complete
 from . import CAEError
+from .attribution import attribution, perturbations
 from .loss import attribution_loss, itc_loss, total_loss
+from .pairs import coco_pairs, generated_pairs
+from .roles import RoledCaption, span_positions, token_roles
+
+#: how a run gets its base model from ``FinetuneConfig.base``: the registry by default; the model zoo passes
+#: its own loader so that ``trained:`` names mean the profile's self-trained CLIPs
+Loader = Callable[..., Encoder]
 
 METHODS = ("none", "attention", "gradcam", "perturbation", "gradient")  # "none" = CLIP-FT
 NEGATIVE_KINDS = ("relation_swap", "relation_replace", "attribute_swap")
 FINETUNER_VERSION = 1  # bump when the loop changes what a config produces
+DONE = "done.json"  # written last: the run is complete
 # Paper B's best loss weights (appendix E, Table 8) for ViT-B/32; the gradient scales of the methods differ.
 PAPER_LAMBDA = {"attention": 30.0, "gradcam": 50.0, "perturbation": 0.2, "gradient": 10.0}
 
@@ -117,8 +136,6 @@ class FinetuneConfig:
 
     def composition_spec(self):
         """The generated compositional scenes of this run (its synthetic benchmark draws unseen ones)."""
-        from ..compositional.scenes import CompositionSpec
-
         return CompositionSpec(family=self.family, images=self.scenes, image_size=self.image_size,
                                relations=self.relations, attributes=self.attributes, seed=self.data_seed)
 
@@ -133,9 +150,6 @@ def data_identity(cfg: FinetuneConfig) -> dict:
     """What the training pairs are made of beyond the config: the COCO captions file's content hash."""
     if not cfg.coco_root:
         return {}
-    from ..datasets.coco import DatasetError, coco_files
-    from ..models.registry import file_sha256
-
     try:
         files = coco_files(cfg.coco_root, cfg.coco_split)
     except DatasetError as e:
@@ -146,8 +160,6 @@ def data_identity(cfg: FinetuneConfig) -> dict:
 def run_key(cfg: FinetuneConfig, base_identity: dict, data: dict | None = None) -> str:
     """Hash of the config, the base model's identity (weights hash, architecture), the data's identity and the
     library versions."""
-    import open_clip
-
     material = {"config": cfg.to_dict(), "base": base_identity, "data": data or {}, "finetuner": FINETUNER_VERSION,
                 "torch": torch.__version__, "open_clip": open_clip.__version__}
     return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -178,7 +190,7 @@ class FinetunedModel:
 
 def load_finetuned(folder: str | Path) -> FinetunedModel:
     folder = Path(folder)
-    if not (folder / "done.json").is_file():
+    if not is_complete(folder, DONE):
         raise CAEError(f"{folder} holds no finished fine-tuning run")
     meta = json.loads((folder / "config.json").read_text())
     cfg = FinetuneConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in meta["config"].items()})
@@ -193,9 +205,6 @@ class FinetuneData:
     """
 
     def __init__(self, cfg: FinetuneConfig, encoder, progress: bool = False):
-        from .pairs import coco_pairs, generated_pairs
-        from .roles import RoledCaption, token_roles
-
         self.cfg = cfg
         kinds = cfg.negative_kinds if cfg.hard_negatives else ()
         pairs = (coco_pairs(cfg.coco_root, cfg.coco_split, cfg.coco_images, kinds, cfg.data_seed, progress=progress)
@@ -215,8 +224,6 @@ class FinetuneData:
         return len(self.texts)
 
     def _load(self, path) -> torch.Tensor:
-        from PIL import Image
-
         with Image.open(path) as im:
             return self.preprocess(im.convert("RGB"))
 
@@ -243,9 +250,6 @@ class FinetuneData:
 
 def perturbation_inputs(texts, spans, candidates, tokenizer, n_perturb: int, seed: int):
     """Perturbed variants and concept token positions of captions with role spans (perturbation method)."""
-    from .attribution import perturbations
-    from .roles import RoledCaption, span_positions
-
     def positions(tx, sp):
         return span_positions([RoledCaption(t, s) for t, s in zip(tx, sp)], tokenizer)
 
@@ -254,8 +258,6 @@ def perturbation_inputs(texts, spans, candidates, tokenizer, n_perturb: int, see
 
 def _step_losses(model, data: FinetuneData, idx: np.ndarray, step: int, device: torch.device):
     """ITC (with hard negatives when asked) and the attribution hinge of one batch."""
-    from .attribution import attribution
-
     cfg = data.cfg
     t = torch.from_numpy(idx)
     images, tokens = data.pixels(idx).to(device), data.roles.tokens[t].to(device)
@@ -278,24 +280,20 @@ def _step_losses(model, data: FinetuneData, idx: np.ndarray, step: int, device: 
     return itc, attr
 
 
-def finetune(cfg: FinetuneConfig, progress: bool = True) -> FinetunedModel:
-    """Fine-tune ``cfg.base`` as ``cfg`` says, or return the cached run."""
-    from open_clip_train.scheduler import cosine_lr
-    from tqdm.auto import tqdm
+def finetune(cfg: FinetuneConfig, progress: bool = True, loader: Loader = load_model) -> FinetunedModel:
+    """Fine-tune ``cfg.base`` (loaded by ``loader``) as ``cfg`` says, or return the cached run."""
+    base = loader(cfg.base, device=cfg.device)
+    if not base.has_images or not hasattr(base, "model"):
+        raise CAEError(f"base model {cfg.base!r} is not an open_clip CLIP; CAE fine-tunes image-text models")
+    return cached_folder(run_folder(cfg, base.identity), DONE, load_finetuned,
+                         lambda folder: _finetune(cfg, base, folder, progress))
 
-    from ..models.registry import load_model
-    from ..training.loop import optimizer
 
+def _finetune(cfg: FinetuneConfig, base: Encoder, folder: Path, progress: bool) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
     threads = torch.get_num_threads()
     torch.set_num_threads(cfg.threads)
     try:
-        base = load_model(cfg.base, device=cfg.device)
-        if not base.has_images or not hasattr(base, "model"):
-            raise CAEError(f"base model {cfg.base!r} is not an open_clip CLIP; CAE fine-tunes image-text models")
-        folder = run_folder(cfg, base.identity)
-        if (folder / "done.json").is_file():
-            return load_finetuned(folder)
-        folder.mkdir(parents=True, exist_ok=True)
         device = torch.device(cfg.device)
         data = FinetuneData(cfg, base, progress=False)
         model = copy.deepcopy(base.model).to(device).requires_grad_(True).train()
@@ -322,5 +320,4 @@ def finetune(cfg: FinetuneConfig, progress: bool = True) -> FinetunedModel:
     arch = base.identity.get("arch") or base.spec.arch
     meta = {"config": cfg.to_dict(), "arch": arch, "base_identity": base.identity}
     atomic_write(folder / "config.json", lambda f: f.write(json.dumps(meta, indent=1).encode()))
-    atomic_write(folder / "done.json", lambda f: f.write(json.dumps({"steps": data.steps}).encode()))
-    return load_finetuned(folder)
+    atomic_write(folder / DONE, lambda f: f.write(json.dumps({"steps": data.steps}).encode()))

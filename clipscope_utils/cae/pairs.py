@@ -21,9 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 
-from ..paths import atomic_write, cache_dir
+from ..compositional.scenes import concept_candidates, generate_compositions
+from ..datasets.coco import DatasetError, coco_files, read_annotations
+from ..paths import atomic_write, cache_dir, cached_folder
 from . import CAEError
+from .roles import SceneGraphRoles
 
 PARSE_VERSION = 1  # bump when the parsed-role cache format or mapping changes
 KIND_STREAMS = {"relation_swap": 0, "relation_replace": 1, "attribute_swap": 2}  # one seeded stream per kind
@@ -41,8 +45,6 @@ class TrainingPairs:
 
 def generated_pairs(spec, kinds, progress: bool = False) -> TrainingPairs:
     """The generated compositional scenes of ``spec`` (roles and negatives by construction)."""
-    from ..compositional.scenes import concept_candidates, generate_compositions
-
     comp = generate_compositions(spec, progress=progress)
     return TrainingPairs(list(comp.paths), list(comp.captions), [tuple(map(tuple, s)) for s in comp.spans],
                          {k: comp.hard_negatives(k) for k in kinds}, concept_candidates(spec))
@@ -99,28 +101,24 @@ def _candidates(texts, spans) -> dict[str, list[str]]:
 
 def parsed_roles(texts: list[str], parser=None, progress: bool = False) -> list[tuple]:
     """Role spans of real captions from the scene-graph parser, cached by the captions and the parser model."""
-    from .roles import SceneGraphRoles
-
     parser = parser or SceneGraphRoles()
     digest = hashlib.sha256(json.dumps([texts, getattr(parser, "model", ""), PARSE_VERSION]).encode()).hexdigest()
-    path = cache_dir() / "roles" / f"{digest[:24]}.json"
-    if path.is_file():
-        return [tuple(map(tuple, s)) for s in json.loads(path.read_text())]
-    from tqdm.auto import tqdm
+    name = f"{digest[:24]}.json"
 
-    spans = []
-    for start in tqdm(range(0, len(texts), 512), disable=not progress, desc="parsing captions"):
-        spans += [tuple(rc.spans) for rc in parser(texts[start:start + 512])]
-    atomic_write(path, lambda f: f.write(json.dumps([list(map(list, s)) for s in spans]).encode()))
-    return spans
+    def parse(folder: Path) -> None:
+        spans = []
+        for start in tqdm(range(0, len(texts), 512), disable=not progress, desc="parsing captions"):
+            spans += [tuple(rc.spans) for rc in parser(texts[start:start + 512])]
+        atomic_write(folder / name, lambda f: f.write(json.dumps([list(map(list, s)) for s in spans]).encode()))
+
+    return cached_folder(cache_dir() / "roles", name,
+                         lambda folder: [tuple(map(tuple, s)) for s in json.loads((folder / name).read_text())], parse)
 
 
 def coco_pairs(root: str | Path, split: str = "train2017", images: int = 0, kinds=(), seed: int = 0,
                parser=None, progress: bool = False) -> TrainingPairs:
     """COCO image-caption pairs (one seeded caption per image, the first ``images`` images by id, 0 = all),
     tagged by the scene-graph parser."""
-    from ..datasets.coco import DatasetError, coco_files, read_annotations
-
     try:
         files = coco_files(root, split)
         caps = read_annotations(files.captions, "captions")

@@ -35,7 +35,10 @@ from dataclasses import dataclass
 import ftfy
 import pandas as pd
 import torch
+from open_clip import tokenizer as oct
+from open_clip.tokenizer import SimpleTokenizer
 
+from ..datasets.parser import scene_graph_parser
 from . import CAEError
 
 ROLES = ("object", "attribute", "relation")
@@ -142,16 +145,14 @@ class SceneGraphRoles:
     against the linguistic truth is 19/20 / 1 for objects, 1 / 7/8 for attributes and 1 / 10/13 for
     relations: the parser under-labels composition words, which leaves CAE's composition average
     over fewer tokens. It runs on the caption as written (HTML entities included). The model loads
-    once per process (shared with ``caption_order``).
+    once per process (shared with the caption-order study).
     """
 
     def __init__(self, model: str = DEFAULT_SPACY_MODEL):
         if not isinstance(model, str) or not model:
             raise CAEError(f"model must be a spaCy model name, got {model!r}")
-        from ..caption_order import _scene_graph_parser
-
         self.model = model
-        self.parser = _scene_graph_parser(model)
+        self.parser = scene_graph_parser(model)
 
     def __call__(self, captions: Sequence[str]) -> list[RoledCaption]:
         if isinstance(captions, str):
@@ -314,8 +315,6 @@ class _Mapped:
 
 def _clean_steps(tokenizer):
     """How the tokenizer's ``clean_fn`` rewrites text, as mapped steps (None if not one we know)."""
-    from open_clip import tokenizer as oct
-
     def basic(m: _Mapped) -> _Mapped:
         return m.fix(html.unescape(html.unescape(ftfy.fix_text(m.text)))).collapse_whitespace()
 
@@ -332,8 +331,6 @@ def _clean_steps(tokenizer):
 
 
 def _check_tokenizer(tokenizer):
-    from open_clip.tokenizer import SimpleTokenizer
-
     if not isinstance(tokenizer, SimpleTokenizer):
         raise CAEError(f"token roles need open_clip's SimpleTokenizer (CLIP BPE) to align characters with "
                        f"tokens; got {type(tokenizer).__name__}")

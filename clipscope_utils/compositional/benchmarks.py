@@ -56,8 +56,9 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from .. import embeddings
 from ..datasets.tables import DatasetError, open_image
-from ..paths import atomic_write, cache_dir
+from ..paths import atomic_write, cache_dir, cached_folder, data_file, file_sha256
 from ..stats import rate_table
 from .items import BenchmarkError, ChoiceItem, PairItem
 
@@ -68,9 +69,8 @@ __all__ = [
     "published_b", "paper_b_tables",
 ]
 
-DATA_DIR = Path(__file__).resolve().parent.parent.parent / "data"
-CLEAN_IDS_JSON = DATA_DIR / "winoground_clean_ids.json"
-TABLES_CSV = DATA_DIR / "paper_b_tables.csv"
+CLEAN_IDS_JSON = data_file("winoground_clean_ids.json")
+TABLES_CSV = data_file("paper_b_tables.csv")
 CROP_FORMAT = 1  # bump when the way crops are written changes: old files are then never served
 
 ARO_SUBSETS = {"VG-Relation": "visual_genome_relation.json", "VG-Attribution": "visual_genome_attribution.json"}
@@ -158,6 +158,34 @@ def _check_images(paths: Iterable[Path], what: str) -> None:
     missing = [str(p) for p in dict.fromkeys(paths) if not p.is_file()]
     if missing:
         raise BenchmarkError(f"{what}: {len(missing)} referenced image(s) missing, e.g. {missing[:_SHOW]}")
+
+
+def _need_file(path: Path, what: str) -> None:
+    if not path.is_file():
+        raise BenchmarkError(f"{what}: file {path} is missing")
+
+
+def check_files(kind: str, root, images=None) -> None:
+    """The files a benchmark folder must hold, checked without reading them (seconds, before any work):
+    ``kind`` is "aro", "sugarcrepe", "winoground" or "valse"; ``images`` the separate image folder of
+    SugarCrepe (COCO val2017) and VALSE."""
+    if kind == "aro":
+        root = _folder(root, "ARO")
+        _folder(root / "images", "ARO images")
+        for name in ARO_SUBSETS.values():
+            _need_file(root / name, "ARO")
+    elif kind in ("sugarcrepe", "valse"):
+        what = "SugarCrepe" if kind == "sugarcrepe" else "VALSE"
+        root = _folder(root, what)
+        if not images:
+            raise BenchmarkError(f"{what} needs its image folder too ({'coco_images' if kind == 'sugarcrepe' else 'valse_images'})")
+        _folder(images, f"{what} images")
+        for name in (SUGARCREPE_SUBSETS if kind == "sugarcrepe" else VALSE_PIECES):
+            _need_file(root / f"{name}.json", what)
+    elif kind == "winoground":
+        _folder(_winoground_dir(_folder(root, "Winoground")) / "images", "Winoground images")
+    else:
+        raise BenchmarkError(f"unknown benchmark {kind!r}; allowed: aro, sugarcrepe, winoground, valse")
 
 
 # ------------------------------------------------------------------------------------------ ARO
@@ -410,8 +438,7 @@ def winoground_scores(s) -> pd.DataFrame:
 
 def _file_sha256(path: Path) -> str:
     try:
-        with open(path, "rb") as f:
-            return hashlib.file_digest(f, "sha256").hexdigest()
+        return file_sha256(path)
     except FileNotFoundError:
         raise BenchmarkError(f"image file {path} is missing") from None
 
@@ -421,15 +448,16 @@ def _crop_path(src: Path, box: tuple[int, int, int, int], digests: dict) -> Path
     once, atomically, so the embedding engine can read and cache it like any image file."""
     if src not in digests:
         digests[src] = _file_sha256(src)
-    out = cache_dir() / "crops" / f"v{CROP_FORMAT}-{digests[src]}-{'_'.join(str(v) for v in box)}.png"
-    if out.is_file():
-        return out
-    try:
-        crop = open_image(src).crop(box)
-    except DatasetError as e:
-        raise BenchmarkError(str(e)) from None
-    atomic_write(out, lambda f: crop.save(f, format="PNG"))
-    return out
+    name = f"v{CROP_FORMAT}-{digests[src]}-{'_'.join(str(v) for v in box)}.png"
+
+    def crop_to(folder: Path) -> None:
+        try:
+            crop = open_image(src).crop(box)
+        except DatasetError as e:
+            raise BenchmarkError(str(e)) from None
+        atomic_write(folder / name, lambda f: crop.save(f, format="PNG"))
+
+    return cached_folder(cache_dir() / "crops", name, lambda folder: folder / name, crop_to)
 
 
 def _valid_box(box) -> bool:
@@ -453,8 +481,6 @@ def evaluate(encoder, items: Sequence[ChoiceItem | PairItem], batch_size: int = 
     cached engine (``cache``: True, False or a folder, as in :func:`~clipscope_utils.embeddings.embed_texts`);
     crops are written to ``<cache_dir>/crops`` first.
     """
-    from ..embeddings import embed_images, embed_texts
-
     items = list(items)
     if not items:
         raise BenchmarkError("no items to evaluate")
@@ -496,8 +522,8 @@ def evaluate(encoder, items: Sequence[ChoiceItem | PairItem], batch_size: int = 
     flat_images = item_images if choice else [p for pair in item_images for p in pair]
     uniq_images, image_at = _index(flat_images)
     uniq_texts, text_at = _index(t for texts in item_texts for t in texts)
-    img_emb = embed_images(encoder, uniq_images, batch_size=batch_size, cache=cache, progress=progress)
-    txt_emb = embed_texts(encoder, uniq_texts, batch_size=batch_size, cache=cache, progress=progress)
+    img_emb = embeddings.embed_images(encoder, uniq_images, batch_size=batch_size, cache=cache, progress=progress)
+    txt_emb = embeddings.embed_texts(encoder, uniq_texts, batch_size=batch_size, cache=cache, progress=progress)
     img_emb, txt_emb = img_emb.astype(np.float64), txt_emb.astype(np.float64)
 
     sims: dict[tuple[int, int], float] = {}  # one value per (text, image): equal inputs tie exactly

@@ -66,7 +66,7 @@ from ..datasets import families
 from ..datasets.captions import PLURAL_ONLY
 from ..datasets.png import write_png
 from ..datasets.tables import atomic_folder
-from ..paths import cache_dir
+from ..paths import cache_dir, cached_folder
 from .items import BenchmarkError, ChoiceItem, PairItem
 
 __all__ = [
@@ -483,22 +483,22 @@ def _load(spec: CompositionSpec, folder: Path) -> CompositionSet:
 
 def _generate(spec: CompositionSpec, stream: str, progress: bool) -> CompositionSet:
     """Render ``spec.images`` scenes of ``stream`` into the cache once; the folder appears only when complete."""
-    folder = _folder(spec, stream)
-    if (folder / "scenes.csv").is_file():
-        return _load(spec, folder)
-    rows = []
-    # overwrite=True: a concurrent run that finished first wrote the same bytes
-    with atomic_folder(folder, overwrite=True) as tmp:
-        (tmp / "images").mkdir()
-        for i in tqdm(range(spec.images), desc=f"{spec.family} {stream} scenes", unit="scene", disable=not progress):
-            for row, rgb in _scene(spec, stream, i):
-                write_png(tmp / row["path"], rgb)
-                rows.append(row)
-        pd.DataFrame(rows, columns=COLUMNS).to_csv(tmp / "scenes.csv", index=False, lineterminator="\n")
-        meta = {"spec": spec.to_dict(), "stream": stream, "generator_version": GENERATOR_VERSION,
-                "credit": families.OPENMOJI_CREDIT if spec.family == "comco" else ""}
-        (tmp / "spec.json").write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
-    return _load(spec, folder)
+    def make(folder: Path) -> None:
+        rows = []
+        # overwrite=True: a concurrent run that finished first wrote the same bytes
+        with atomic_folder(folder, overwrite=True) as tmp:
+            (tmp / "images").mkdir()
+            for i in tqdm(range(spec.images), desc=f"{spec.family} {stream} scenes", unit="scene",
+                          disable=not progress):
+                for row, rgb in _scene(spec, stream, i):
+                    write_png(tmp / row["path"], rgb)
+                    rows.append(row)
+            pd.DataFrame(rows, columns=COLUMNS).to_csv(tmp / "scenes.csv", index=False, lineterminator="\n")
+            meta = {"spec": spec.to_dict(), "stream": stream, "generator_version": GENERATOR_VERSION,
+                    "credit": families.OPENMOJI_CREDIT if spec.family == "comco" else ""}
+            (tmp / "spec.json").write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
+
+    return cached_folder(_folder(spec, stream), "scenes.csv", lambda folder: _load(spec, folder), make)
 
 
 def generate_compositions(spec: CompositionSpec, progress: bool = True) -> CompositionSet:

@@ -43,9 +43,10 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
+from ..paths import data_file
 from .tables import CAPTION_COLUMNS, IMAGE_COLUMNS, OBJECT_COLUMNS, DatasetError, SceneSet
 
-SYNONYMS_FILE = Path(__file__).resolve().parents[2] / "data" / "coco_synonyms.json"
+SYNONYMS_FILE = data_file("coco_synonyms.json")
 TEMPLATE = "coco"
 LAYOUT_HELP = (
     "expected the COCO 2017 layout: <root>/annotations/captions_<split>.json, "

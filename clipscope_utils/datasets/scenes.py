@@ -28,7 +28,7 @@ from typing import Iterable, Iterator
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..paths import cache_dir
+from ..paths import cache_dir, cached_folder
 from . import families
 from .captions import ORDER_POLICIES, TEMPLATES, caption, caption_order
 from .png import write_png
@@ -472,6 +472,5 @@ def generate(spec: SceneSpec, out: str | Path, workers: int | None = None, overw
 def generate_cached(spec: SceneSpec, workers: int | None = None, progress: bool = True) -> SceneSet:
     """The dataset of ``spec`` from the cache, generated once (keyed by every knob and the generator version)."""
     folder = cache_dir() / "datasets" / f"{spec.family}-{spec.key()}"
-    if (folder / "dataset.json").is_file():
-        return SceneSet.load(folder)
-    return generate(spec, folder, workers=workers, progress=progress)
+    return cached_folder(folder, "dataset.json", SceneSet.load,
+                         lambda out: generate(spec, out, workers=workers, progress=progress, load=False))

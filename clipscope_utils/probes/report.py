@@ -13,7 +13,7 @@ import pandas as pd
 import seaborn as sns
 
 from .. import paper
-from ..stats import rate_table
+from ..stats import bootstrap_ci, rate_table
 from . import retrieval
 
 
@@ -140,8 +140,6 @@ def position_bias_summary(table: pd.DataFrame, probe: str) -> str:
 def paired_difference_summary(frame: pd.DataFrame, column: str, a: str, b: str, n_boot: int = 1000,
                               seed: int = 0) -> str:
     """Mean paired difference of ``hit`` between groups ``a`` and ``b`` (same ``query_id``), per model."""
-    from ..stats import bootstrap_ci
-
     lines = []
     for model, t in frame.groupby("model", sort=False):
         wide_ = t.pivot_table(index="query_id", columns=column, values="hit", aggfunc="first").dropna()

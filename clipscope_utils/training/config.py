@@ -2,7 +2,7 @@
 
 The experimental factor of the book's causal experiment is ``order``: the same scenes, the same seed,
 only the order of the objects in the training captions changes. ``size_prior`` is the factor of the
-Claim 1 experiment: the real-world-large classes (``size_prior.prior_classes``) are usually the large
+Claim 1 experiment: the real-world-large classes (``datasets.sizes.prior_classes``) are usually the large
 object of a training scene.
 """
 
@@ -12,6 +12,13 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
+
+import open_clip
+import torch
+
+from ..datasets import sizes
+from ..datasets.tables import DatasetError
+from ..device import pick_device
 
 ORDERS = ("largest_first", "shuffled", "largest_last")
 TRAINER_VERSION = 1  # bump when the loop changes what a config produces
@@ -91,11 +98,8 @@ class TrainConfig:
         """The classes the size prior draws large (empty without a prior)."""
         if not self.size_prior:
             return ()
-        from ..datasets.tables import DatasetError
-        from ..size_prior import prior_classes
-
         try:
-            return prior_classes(self.family)
+            return sizes.prior_classes(self.family)
         except DatasetError as e:
             raise TrainingError(f"size_prior {self.size_prior}: {e}") from None
 
@@ -113,9 +117,6 @@ class TrainConfig:
 
     def key(self) -> str:
         """Hash of every knob plus the trainer and library versions: a changed knob never reads a stale model."""
-        import open_clip
-        import torch
-
         config = {k: v for k, v in self.to_dict().items() if not (k in KEYLESS_DEFAULTS and v == KEYLESS_DEFAULTS[k])}
         material = {"config": config, "trainer": TRAINER_VERSION, "torch": torch.__version__,
                     "open_clip": open_clip.__version__}
@@ -129,7 +130,5 @@ class TrainConfig:
 
 def conditions(orders, seeds, device: str = "auto", **knobs) -> list[TrainConfig]:
     """One config per (caption order, seed), equal in every other knob: the causal experiment's grid."""
-    from ..device import pick_device
-
     dev = pick_device(device)
     return [TrainConfig(order=o, seed=int(s), device=dev, **knobs) for o in orders for s in seeds]

@@ -20,12 +20,20 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import open_clip
 import pandas as pd
 import torch
+from open_clip_train.scheduler import cosine_lr
+from tqdm import tqdm
 
-from ..paths import atomic_write, cache_dir
+from ..models import registry
+from ..parallel import in_parallel
+from ..optim import optimizer
+from ..paths import atomic_write, cache_dir, cached_folder, is_complete
 from .config import TrainConfig, TrainingError
 from .data import TrainingData
+
+DONE = "done.json"  # written last: the run is complete
 
 
 @dataclass
@@ -46,6 +54,16 @@ class TrainedModel:
         path = self.final if samples is None else self.checkpoints[samples]
         return f"{self.config.model}@{path}"
 
+    def checkpoint_names(self, which: str = "all") -> list[tuple[int, str]]:
+        """(samples seen, registry name) of the run's states: its untrained start (the random init of the same
+        seed), then all its checkpoints or only the final one (``which``: "all" or "final")."""
+        if which not in ("all", "final"):
+            raise ValueError(f"which must be 'all' or 'final', got {which!r}")
+        start = [(0, f"random:{self.config.model}:{self.config.seed}")]
+        if which == "final":
+            return start + [(max(self.checkpoints), self.model_name())]
+        return start + [(s, self.model_name(s)) for s in sorted(self.checkpoints)]
+
 
 def run_folder(cfg: TrainConfig) -> Path:
     prior = f"-prior{cfg.size_prior:g}" if cfg.size_prior else ""  # tells prior runs apart at a glance
@@ -57,10 +75,6 @@ def _atomic_save(obj, path: Path) -> None:
 
 
 def _build(cfg: TrainConfig):
-    import open_clip
-
-    from ..models import registry  # registers the project configs with open_clip
-
     registry.resolve(f"random:{cfg.model}")  # a clear error for an unknown config, before any work
     model_cfg = open_clip.get_model_config(cfg.model)
     if model_cfg["vision_cfg"]["image_size"] != cfg.image_size:
@@ -73,29 +87,17 @@ def _build(cfg: TrainConfig):
     return model, tokenizer
 
 
-def optimizer(model: torch.nn.Module, cfg) -> torch.optim.Optimizer:
-    """AdamW as open_clip_train sets it up, with ``cfg.lr`` and ``cfg.weight_decay`` (any config with both)."""
-    # open_clip_train's rule: no weight decay on gains, biases, norms and the logit scale
-    exclude = lambda n, p: p.ndim < 2 or "bn" in n or "ln" in n or "bias" in n or "logit_scale" in n  # noqa: E731
-    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    groups = [{"params": [p for n, p in named if exclude(n, p)], "weight_decay": 0.0},
-              {"params": [p for n, p in named if not exclude(n, p)], "weight_decay": cfg.weight_decay}]
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
-
-
 def train(cfg: TrainConfig, progress: bool = True, stop_after_step: int | None = None,
           scenes=None) -> TrainedModel:
     """Train ``cfg`` (or return the cached run), resuming from its last saved state if interrupted.
 
     ``stop_after_step`` ends the process early after saving state (used to test resuming).
     """
-    import open_clip
-    from open_clip_train.scheduler import cosine_lr
-    from tqdm import tqdm
+    return cached_folder(run_folder(cfg), DONE, load_run,
+                         lambda folder: _train(cfg, folder, progress, stop_after_step, scenes))
 
-    folder = run_folder(cfg)
-    if (folder / "done.json").is_file():
-        return load_run(folder)
+
+def _train(cfg: TrainConfig, folder: Path, progress: bool, stop_after_step: int | None, scenes) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "config.json").write_text(json.dumps({"config": cfg.to_dict(), "key": cfg.key()}, indent=1))
 
@@ -145,15 +147,14 @@ def train(cfg: TrainConfig, progress: bool = True, stop_after_step: int | None =
     finally:
         torch.set_num_threads(threads)
     pd.DataFrame(log).to_csv(folder / "log.csv", index=False)
-    (folder / "done.json").write_text(json.dumps({"steps": cfg.steps, "samples": cfg.steps * cfg.batch_size}))
+    (folder / DONE).write_text(json.dumps({"steps": cfg.steps, "samples": cfg.steps * cfg.batch_size}))
     (folder / "state.pt").unlink(missing_ok=True)
-    return load_run(folder)
 
 
 def load_run(folder: Path) -> TrainedModel:
     """A finished run from its folder."""
     folder = Path(folder)
-    if not (folder / "done.json").is_file():
+    if not is_complete(folder, DONE):
         raise TrainingError(f"{folder} holds no finished training run")
     cfg = TrainConfig(**{k: tuple(v) if isinstance(v, list) else v
                          for k, v in json.loads((folder / "config.json").read_text())["config"].items()})
@@ -165,27 +166,8 @@ def _train_quiet(cfg: TrainConfig) -> str:
     return str(train(cfg, progress=False).folder)
 
 
-def in_parallel(func, jobs: list, workers: int = 2, desc: str = "runs", progress: bool = True) -> None:
-    """Run ``func(job)`` for every job in ``workers`` spawned single-process lanes (one thread each: measured
-    best on 2 CPU cores); a single lane runs in this process, with no start-up cost."""
-    from concurrent.futures import ProcessPoolExecutor
-    import multiprocessing as mp
-
-    from tqdm import tqdm
-
-    if not jobs:
-        return
-    if workers == 1 or len(jobs) == 1:
-        for job in tqdm(jobs, desc=desc, disable=not progress):
-            func(job)
-        return
-    with ProcessPoolExecutor(max_workers=max(1, min(workers, len(jobs))), mp_context=mp.get_context("spawn")) as pool:
-        for _ in tqdm(pool.map(func, jobs), total=len(jobs), desc=desc, disable=not progress):
-            pass
-
-
 def train_many(configs: list[TrainConfig], workers: int = 2, progress: bool = True) -> list[TrainedModel]:
     """Train several configs as parallel single-process jobs; cached runs return at once."""
-    todo = [c for c in configs if not (run_folder(c) / "done.json").is_file()]
+    todo = [c for c in configs if not is_complete(run_folder(c), DONE)]
     in_parallel(_train_quiet, todo, workers, desc="training runs", progress=progress)
     return [load_run(run_folder(c)) for c in configs]

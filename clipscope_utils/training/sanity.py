@@ -12,7 +12,7 @@ import pandas as pd
 
 from ..datasets.tables import SceneSet
 from ..embeddings import embed_images, embed_texts
-from ..models.registry import Encoder
+from ..models.base import Encoder
 from ..probes import inputs
 
 

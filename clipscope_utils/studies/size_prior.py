@@ -4,7 +4,7 @@ Paper A (section 4, Fig. 4a, appendix 7.10) finds that CLIP's encoders favour ob
 *in the real world*, and reads it as learned from photos in which such objects usually fill the frame.
 The correlation cannot tell that apart from anything else those words share. Here the cause is a knob:
 the same scenes, seed and caption order, except that with probability ``size_prior`` the large object
-of a training scene belongs to the real-world-large classes (:func:`prior_classes`). The runs without a
+of a training scene belongs to the real-world-large classes (:func:`clipscope_utils.datasets.sizes.prior_classes`). The runs without a
 prior are the control; the untrained model of each seed is the floor.
 
 Two measurements, both on inputs that carry no prior, so class and size are separated:
@@ -18,69 +18,24 @@ Two measurements, both on inputs that carry no prior, so class and size are sepa
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
-from .datasets import families
-from .datasets.tables import DatasetError
+from .. import measure
+from ..datasets.captions import TEMPLATES, caption
+from ..datasets.tables import DatasetError
+from ..probes import inputs, report, retrieval
+from ..probes.report import fmt
+from ..stats import bootstrap_ci, rate_table
+from ..training import train_many
+from ..zoo import ModelZoo
 
-SIZE_FILE = Path(__file__).resolve().parents[1] / "data" / "size_categories.json"
-SIZE_GROUPS = ("large", "medium", "small")
-# ComCO (COCO) names whose DomainNet name differs; only true synonyms, nothing guessed
-# ("boat" could be a canoe or a cruise ship, so it stays unmatched).
-DOMAINNET_NAMES = {"motorcycle": "motorbike", "tv": "television", "handbag": "purse"}
 PRIOR = "prior-large class"
 OTHER = "other class"
-
-
-@lru_cache(maxsize=4)
-def _categories(path: str) -> dict[str, tuple[str, ...]]:
-    raw = json.loads(Path(path).read_text())
-    missing = [g for g in SIZE_GROUPS if g not in raw]
-    if missing:
-        raise DatasetError(f"{path}: size groups {missing} missing; expected {list(SIZE_GROUPS)}")
-    return {g: tuple(raw[g]) for g in SIZE_GROUPS}
-
-
-def real_world_sizes(family: str = "comco", path: str | Path = SIZE_FILE) -> pd.DataFrame:
-    """Real-world size group of every class of ``family``: the one place the book decides which classes are large.
-
-    The groups are paper A's DomainNet lists (``data/size_categories.json``: large = bigger than a car,
-    small = smaller than a school bag, medium between), matched by exact name or a synonym of
-    :data:`DOMAINNET_NAMES`. For ``comco`` (63 classes): 7 large (car, airplane, bus, train, truck,
-    elephant, giraffe), 11 medium, 25 small and 20 with no group ("unknown", e.g. person, boat, kite).
-    ``simco``'s shapes have no real-world size: every class is "unknown".
-    Columns: ``class_id``, ``class_name``, ``domainnet_name``, ``group``.
-    """
-    if family not in families.FAMILIES:
-        raise DatasetError(f"unknown object family {family!r}; allowed: {list(families.FAMILIES)}")
-    cats = _categories(str(path))
-    names = families.classes(family)
-    rows = []
-    for i, name in enumerate(names):
-        dn = DOMAINNET_NAMES.get(name, name) if family == "comco" else ""
-        group = next((g for g in SIZE_GROUPS if dn in cats[g]), "unknown")
-        rows.append({"class_id": i, "class_name": name, "domainnet_name": dn if group != "unknown" else "",
-                     "group": group})
-    return pd.DataFrame(rows)
-
-
-def prior_classes(family: str = "comco") -> tuple[str, ...]:
-    """The classes a size prior draws large: ``family``'s real-world-large classes, in class order.
-
-    Raises DatasetError for a family without any (SimCO's shapes): a prior there would have no meaning.
-    """
-    t = real_world_sizes(family)
-    large = tuple(t.class_name[t.group == "large"])
-    if not large:
-        raise DatasetError(f"family {family!r} has no real-world-large classes, so no class-size prior")
-    return large
 
 
 # -- probe inputs --------------------------------------------------------------------------------------
@@ -93,8 +48,6 @@ def mixed_captions(classes: Sequence[str], prior: Sequence[str], objects: Iterab
     Classes are drawn with ``default_rng([seed, n, i])``. Columns: ``query_id``, ``n_objects``, ``text``,
     ``objects`` (class ids into ``classes``, in caption order), ``prior_position``.
     """
-    from .datasets.captions import TEMPLATES, caption
-
     classes, prior, objects = list(classes), list(prior), [int(n) for n in objects]
     if template not in TEMPLATES:
         raise DatasetError(f"unknown caption template {template!r}; allowed: {sorted(TEMPLATES)}")
@@ -128,12 +81,9 @@ def text_probe(enc, captions: pd.DataFrame, classes: Sequence[str], prior: Seque
                template: str = "and") -> pd.DataFrame:
     """TOR of the mixed captions against one single-object caption per class, each row tagged with its
     object's ``group`` (prior-large class or other) as ``role``, plus the caption's ``prior_position``."""
-    from .probes import experiments as ex
-    from .probes import inputs, retrieval
-
     refs = inputs.single_captions(list(classes), template)
-    frame = retrieval.object_retrieval(ex._texts(enc, captions.text.tolist()), captions.objects.tolist(),
-                                       ex._texts(enc, refs.text.tolist()), refs.class_id.tolist(),
+    frame = retrieval.object_retrieval(measure.texts(enc, captions.text.tolist()), captions.objects.tolist(),
+                                       measure.texts(enc, refs.text.tolist()), refs.class_id.tolist(),
                                        query_ids=captions.query_id.tolist())
     prior_ids = {i for i, c in enumerate(classes) if c in set(prior)}
     where = captions.set_index("query_id").prior_position
@@ -144,9 +94,7 @@ def text_probe(enc, captions: pd.DataFrame, classes: Sequence[str], prior: Seque
 def image_probe(enc, scenes, prior: Sequence[str]) -> pd.DataFrame:
     """IOR on (prior-free) scenes, each object tagged with its drawn size and class group as ``role``,
     e.g. "small · prior-large class": the case where a learned class preference and the size cue disagree."""
-    from .probes import experiments as ex
-
-    frame = ex.ior(enc, scenes)
+    frame = measure.ior(enc, scenes)
     prior_ids = {i for i, c in enumerate(scenes.classes) if c in set(prior)}
     size = np.where(frame.position == 1, "large", "small")
     return frame.assign(role=[f"{s} · {g}" for s, g in zip(size, _groups(frame.class_id, prior_ids))])
@@ -183,15 +131,13 @@ def jobs(prior_runs, control_runs) -> list[tuple[dict, str]]:
 
 
 def probe(jobs_: list[tuple[dict, str]], scenes, captions: pd.DataFrame, prior: Sequence[str],
-          template: str = "and", device: str = "auto", progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+          template: str = "and", device: str = "auto", progress: bool = True,
+          zoo: ModelZoo | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The text (mixed captions) and image (prior-free scenes) frames of every job, tagged with its tags."""
-    from tqdm.auto import tqdm
-
-    from .models.registry import load_model
-
+    zoo = zoo or ModelZoo()
     texts, images = [], []
     for tags, name in tqdm(jobs_, desc="size-prior probes", disable=not progress):
-        enc = load_model(name, device=device)
+        enc = zoo.load(name, device=device)
         texts.append(text_probe(enc, captions, scenes.classes, prior, template).assign(**tags))
         images.append(image_probe(enc, scenes, prior).assign(**tags))
     return pd.concat(texts, ignore_index=True), pd.concat(images, ignore_index=True)
@@ -215,20 +161,15 @@ def role_rates(frame: pd.DataFrame, by: Sequence[str] = ("condition",), n_boot: 
     A rate is per object: with no preference every object of an ``n``-object query scores ``1/n``
     (less the share retrieved outside the query), whatever its role.
     """
-    from .stats import rate_table
-
     return rate_table(_per_query(frame, by), [*by, "role"], "hit", n_boot=n_boot, seed=seed)
 
 
 def position_rates(text_frame: pd.DataFrame, by: Sequence[str] = ("condition",), n_boot: int = 1000,
                    seed: int = 0) -> pd.DataFrame:
     """TOR rate of the prior-large object by its caption position, per object count (``label``: first ...)."""
-    from .probes.retrieval import caption_labels
-    from .stats import rate_table
-
     prior = text_frame[text_frame.role == PRIOR]
     t = rate_table(prior, [*by, "n_objects", "position"], "hit", n_boot=n_boot, seed=seed)
-    return t.assign(label=[caption_labels(int(p)) for p in t.position])
+    return t.assign(label=[retrieval.caption_labels(int(p)) for p in t.position])
 
 
 def prior_effect(frame: pd.DataFrame, treated: str, control: str = condition_label(0),
@@ -236,8 +177,6 @@ def prior_effect(frame: pd.DataFrame, treated: str, control: str = condition_lab
     """Paired effect of the prior per role: rate after prior training minus rate after prior-free training,
     on the same queries (and seed), with a bootstrap 95 % interval over queries. ``by`` adds groupings
     (e.g. ``("seed",)`` for one row per training seed)."""
-    from .stats import bootstrap_ci
-
     conds = set(frame.condition)
     for c in (treated, control):
         if c not in conds:
@@ -257,8 +196,6 @@ def prior_effect(frame: pd.DataFrame, treated: str, control: str = condition_lab
 
 def figure(rates: pd.DataFrame, title: str = "Claim 1, causally: retrieval rate of one object, by role"):
     """Bars of per-object rates by role and condition (one panel per probe), with the tables' own intervals."""
-    from .probes import report
-
     short = {PRIOR: "prior-large", OTHER: "other"}  # two short lines per tick: four IOR roles share a panel
     t = rates.assign(role=[" · ".join(short.get(w, w) for w in r.split(" · ")).replace(" · ", "\n")
                            for r in rates.role])
@@ -287,8 +224,6 @@ def summary(text_effect: pd.DataFrame, image_effect: pd.DataFrame, treated: str,
             text: pd.DataFrame | None = None, image: pd.DataFrame | None = None) -> str:
     """The commentary of the section, generated from the paired-effect tables (pooled over seeds); with the
     per-query frames ``text`` / ``image`` it also states how often the models find any object at all."""
-    from .probes.report import fmt
-
     def line(row, what: str) -> str:
         return (f"- {what}: {row.treated:.2f} with the prior vs {row.control:.2f} without, "
                 f"effect {fmt(row.effect, row.ci_low, row.ci_high)} (n = {int(row.n)} query–seed pairs): {_verdict(row)}.")
@@ -322,14 +257,6 @@ def summary(text_effect: pd.DataFrame, image_effect: pd.DataFrame, treated: str,
 
 
 # -- the whole experiment, as the origin chapter runs it ---------------------------------------------
-def group_table(family: str = "comco") -> pd.DataFrame:
-    """Classes per real-world size group (``group``, ``n``, ``classes``): what the prior treats as large."""
-    t = real_world_sizes(family)
-    out = t.groupby("group", sort=False).class_name.agg(n="size", classes=lambda s: ", ".join(s)).reset_index()
-    rank = {g: i for i, g in enumerate((*SIZE_GROUPS, "unknown"))}
-    return out.sort_values("group", key=lambda s: s.map(rank)).reset_index(drop=True)
-
-
 def prior_configs(controls, size_prior: float) -> list:
     """The prior runs: each control config with ``size_prior`` set (validated now, before any training)."""
     if not 0 < size_prior <= 1:
@@ -359,8 +286,6 @@ def run(controls, priors, scenes, per_count: int, template: str = "and", workers
     ``scenes`` are prior-free evaluation scenes (``scene_spec(cfg, "eval")``); the mixed captions take
     ``per_count`` captions per multi-object count of ``scenes``.
     """
-    from .training import train_many
-
     if len(controls) != len(priors) or not priors:
         raise ValueError("give one prior config per control config")
     prior = priors[0].prior_classes()

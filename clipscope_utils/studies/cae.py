@@ -1,5 +1,7 @@
-"""Paper B's experiment end to end: the grid of fine-tuning runs, their benchmark scores over seeds, and the
-object vs composition attribution distributions before and after fine-tuning (paper B Figure 1b / 7).
+"""Paper B's experiment end to end (the CAE chapter): the grid of fine-tuning runs, their benchmark scores over
+seeds, and the object vs composition attribution distributions before and after fine-tuning (paper B Figure
+1b / 7). Models are loaded through the chapter's :class:`~clipscope_utils.zoo.ModelZoo`, so a ``trained:`` base
+is the profile's self-trained CLIP.
 
 The notebook calls these; each returns a tidy frame. Scores are pooled over seeds with a bootstrap 95 %
 interval over (item, seed) pairs, and the per-seed spread is reported beside it, as paper B reports means and
@@ -8,17 +10,31 @@ standard deviations over five seeds.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import json
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
+from PIL import Image
 
+from ..cae import CAEError
+from ..cae import finetune as ft
+from ..cae.attribution import attribution
+from ..cae.finetune import METHODS, FinetuneConfig, FinetunedModel, finetune, load_finetuned
+from ..cae.loss import role_means
+from ..cae.roles import RoledCaption, token_roles
+from ..compositional.benchmarks import evaluate, paper_b_summary, published_b
+from ..compositional.items import PairItem
+from ..compositional.scenes import concept_candidates, generate_compositions
+from ..parallel import in_parallel
+from ..paths import is_complete
+from ..probes.report import fmt
 from ..stats import bootstrap_ci
-from . import CAEError
-from . import finetune as ft
-from .finetune import METHODS, FinetuneConfig, FinetunedModel, finetune, load_finetuned
+from ..zoo import ModelZoo
 
 ATTRIBUTION_METHODS = tuple(m for m in METHODS if m != "none")
 
@@ -33,32 +49,29 @@ def grid(methods, hard_negatives, seeds, lambdas: dict[str, float], **knobs) -> 
 
 
 @lru_cache(maxsize=8)
-def _base_identity(base: str, device: str) -> str:
-    import json
-
-    from ..models.registry import load_model
-
-    return json.dumps(load_model(base, device=device).identity, sort_keys=True)
+def _base_identity(zoo: ModelZoo, base: str, device: str) -> str:
+    return json.dumps(zoo.load(base, device=device).identity, sort_keys=True)
 
 
-def run_folder(cfg: FinetuneConfig) -> Path:
+def run_folder(cfg: FinetuneConfig, zoo: ModelZoo | None = None) -> Path:
     """Where ``cfg``'s run is cached (loads the base model once per process to read its weights hash)."""
-    import json
-
-    return ft.run_folder(cfg, json.loads(_base_identity(cfg.base, cfg.device)))
+    return ft.run_folder(cfg, json.loads(_base_identity(zoo or ModelZoo(), cfg.base, cfg.device)))
 
 
-def _finetune_quiet(cfg: FinetuneConfig) -> str:
-    return str(finetune(cfg, progress=False).folder)
+def _finetune_quiet(cfg: FinetuneConfig, zoo: ModelZoo) -> str:
+    return str(finetune(cfg, progress=False, loader=zoo.load).folder)
 
 
-def finetune_many(configs: list[FinetuneConfig], workers: int = 2, progress: bool = True) -> list[FinetunedModel]:
-    """Fine-tune every config (cached runs return at once), ``workers`` single-thread runs in parallel."""
-    from ..training.loop import in_parallel
-
-    todo = [c for c in configs if not (run_folder(c) / "done.json").is_file()]
-    in_parallel(_finetune_quiet, todo, workers, desc="fine-tuning runs", progress=progress)
-    return [load_finetuned(run_folder(c)) for c in configs]
+def finetune_many(configs: list[FinetuneConfig], zoo: ModelZoo | None = None, workers: int = 2,
+                  progress: bool = True) -> list[FinetunedModel]:
+    """Fine-tune every config (cached runs return at once), ``workers`` single-thread runs in parallel; the
+    base is trained first if it is a self-trained CLIP not yet cached (``zoo``: the chapter's model zoo)."""
+    zoo = zoo or ModelZoo()
+    zoo.train_missing([c.base for c in configs], workers=workers, progress=progress)
+    todo = [c for c in configs if not is_complete(run_folder(c, zoo), ft.DONE)]
+    in_parallel(functools.partial(_finetune_quiet, zoo=zoo), todo, workers, desc="fine-tuning runs",
+                progress=progress)
+    return [load_finetuned(run_folder(c, zoo)) for c in configs]
 
 
 def models_of(base: str, runs: list[FinetunedModel]) -> pd.DataFrame:
@@ -69,20 +82,17 @@ def models_of(base: str, runs: list[FinetunedModel]) -> pd.DataFrame:
 
 
 def benchmark_frame(models: pd.DataFrame, benchmark: dict[str, list], device: str = "auto",
-                    progress: bool = False) -> pd.DataFrame:
+                    progress: bool = False, zoo: ModelZoo | None = None) -> pd.DataFrame:
     """Per-item results of every model on every subset (``benchmark``: name -> items), with two evaluation
     calls per model (choice items, pair items) rather than one per subset."""
-    from ..compositional.benchmarks import evaluate
-    from ..compositional.items import PairItem
-    from ..models.registry import load_model
-
+    zoo = zoo or ModelZoo()
     groups = {}
     for name, items in benchmark.items():
         for item in items:
             groups.setdefault(isinstance(item, PairItem), []).append((name, item))
     frames = []
     for row in models.itertuples(index=False):
-        enc = load_model(row.model, device=device)
+        enc = zoo.load(row.model, device=device)
         for tagged in groups.values():
             f = evaluate(enc, [item for _, item in tagged], progress=progress)
             if list(f.item_id.astype(str)) != [str(item.item_id) for _, item in tagged]:
@@ -130,24 +140,17 @@ def paired_gain(frame: pd.DataFrame, baseline: str = "CLIP-FT", n_boot: int = 10
 
 def attribution_frame(model_name: str, methods, captions, images: list, device: str = "auto",
                       batch_size: int = 64, n_perturb: int = 4, candidates=None, temperature: float = 1.0,
-                      seed: int = 0) -> pd.DataFrame:
+                      seed: int = 0, zoo: ModelZoo | None = None) -> pd.DataFrame:
     """Mean attribution of each caption's object tokens and composition tokens, per method.
 
     ``captions``: RoledCaptions; ``images``: their image paths (caption i describes image i).
     """
-    from PIL import Image
-
-    from ..models.registry import load_model
-    from .attribution import attribution
-    from .loss import role_means
-    from .roles import token_roles
-
     bad = [m for m in methods if m not in ATTRIBUTION_METHODS]
     if bad:
         raise CAEError(f"unknown attribution methods {bad}; allowed: {list(ATTRIBUTION_METHODS)}")
     if "perturbation" in methods and not candidates:
         raise CAEError("the perturbation method needs candidate concepts per role")
-    enc = load_model(model_name, device=device)
+    enc = (zoo or ModelZoo()).load(model_name, device=device)
     model = enc.model
     roles = token_roles(captions, enc.tokenizer)
     rows = []
@@ -207,8 +210,6 @@ def paper_b_model(variant: str) -> tuple[int, str]:
 def wide_results(table: pd.DataFrame) -> pd.DataFrame:
     """Variants as rows, (benchmark, score) as columns, cells 'accuracy [95 % CI] (n)'; n counts (item, seed)
     pairs, so the seed-less base model has fewer."""
-    from ..probes.report import fmt
-
     t = table.assign(cell=[f"{fmt(a, lo, hi)} ({n})" for a, lo, hi, n in
                            zip(table.accuracy, table.ci_low, table.ci_high, table.n)],
                      column=[b if s == "correct" else f"{b} ({s})" for b, s in zip(table.benchmark, table.score)])
@@ -250,8 +251,6 @@ def attribution_commentary(summary: pd.DataFrame) -> str:
 def paper_b_beside(frame: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
     """Paper B's table columns measured on published benchmarks, per variant (seeds pooled), with the
     paper's number for the same model row where it exists (as a fraction)."""
-    from ..compositional.benchmarks import paper_b_summary, published_b
-
     rows = []
     for variant, g in frame.groupby("variant", sort=False):
         s = paper_b_summary(g, n_boot=n_boot, seed=seed)
@@ -281,3 +280,27 @@ def timing_table(runs: list[FinetunedModel]) -> pd.DataFrame:
     base = t.samples_per_s.get("CLIP-FT", np.nan)
     t["cost_vs_clip_ft"] = base / t.samples_per_s
     return t.reset_index()
+
+
+def held_out_captions(cfg: FinetuneConfig, n_captions: int):
+    """Unseen captions (and their images) of the run's generator for the attribution distributions: the same
+    spec with ``n_captions`` scenes and another seed."""
+    spec = cfg.composition_spec()
+    held_out = generate_compositions(dataclasses.replace(spec, images=n_captions, seed=spec.seed + 10_000),
+                                     progress=False)
+    return [RoledCaption(t, s) for t, s in zip(held_out.captions, held_out.spans)], held_out.paths
+
+
+def attributions_before_after(base: str, runs: list[FinetunedModel], cfg: FinetuneConfig, n_captions: int,
+                              zoo: ModelZoo, seed_of_runs: int, device: str = "auto", n_perturb: int = 4,
+                              temperature: float = 1.0, seed: int = 0) -> pd.DataFrame:
+    """Per-caption object and composition attributions of every method, for the base ("pretrained") and the
+    runs of one seed without hard negatives, on held-out captions."""
+    captions, paths = held_out_captions(cfg, n_captions)
+    chosen = [r for r in runs if r.config.seed == seed_of_runs and not r.config.hard_negatives]
+    models = [("pretrained", base)] + [(r.config.variant, r.model_name) for r in chosen]
+    candidates = concept_candidates(cfg.composition_spec())
+    return pd.concat([attribution_frame(name, ATTRIBUTION_METHODS, captions, paths, device=device,
+                                        n_perturb=n_perturb, candidates=candidates, temperature=temperature,
+                                        seed=seed, zoo=zoo).assign(model=label)
+                      for label, name in models], ignore_index=True)

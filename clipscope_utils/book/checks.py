@@ -1,0 +1,126 @@
+"""Everything a profile names, checked before the first notebook runs: models, devices, data folders.
+
+A profile's values pass their schema in :mod:`profiles` (types and ranges); here each value that means more
+than its type is resolved: every model name through the chapter's :class:`~clipscope_utils.zoo.ModelZoo`
+(``trained:`` names against the profile's pretraining block), every device against the machine, every data
+folder against the files it must hold. Nothing is loaded, trained or executed, so a typo in the last chapter
+fails in seconds, not after the chapters before it ran. ``python -m clipscope_utils.book check`` prints the
+same report alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..compositional.benchmarks import check_files
+from ..datasets.coco import coco_files
+from ..datasets.official import locate
+from ..device import pick_device
+from ..models.base import ModelError
+from ..models.registry import resolve
+from ..studies.origin import parse_external
+from ..training import TrainingError
+from ..zoo import ModelZoo, describe_training
+from .profiles import Profile
+
+SHARED_TRAINING = "pretraining"
+#: chapters that train (or load, cached) every run of the pretraining block: orders x seeds
+TRAINS_THE_BLOCK = ("pretraining", "progression", "origin")
+
+
+@dataclass
+class ChapterCheck:
+    """What one chapter will use (models as resolved, inputs) and what is wrong with its parameters."""
+
+    notebook: str
+    models: list[tuple[str, str]] = field(default_factory=list)  # (parameter, "name: what it resolves to")
+    trained: dict[str, str] = field(default_factory=dict)  # trained: name -> its training config
+    inputs: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    def report(self) -> str:
+        lines = [f"{self.notebook}:"]
+        lines += [f"  {p}: {m}" for p, m in self.models]
+        lines += [f"  {i}" for i in self.inputs]
+        lines += [f"  PROBLEM {p}" for p in self.problems]
+        return "\n".join(lines)
+
+
+def _folder(kind: str, value: str, params: dict) -> str:
+    """Check one data folder parameter; returns a line for the report."""
+    if kind == "official":
+        locate(Path(value), None)
+    elif kind in ("coco_val", "coco_train"):
+        coco_files(value, "val2017" if kind == "coco_val" else "train2017")
+    elif kind in ("coco_images", "valse_images"):
+        if not Path(value).is_dir():
+            raise ValueError(f"folder {value!r} does not exist")
+    else:
+        images = {"sugarcrepe": params.get("coco_images"), "valse": params.get("valse_images")}.get(kind)
+        check_files(kind, value, images)
+    return f"{kind} data: {value}"
+
+
+def _zoo(notebook: str, params: dict, check: ChapterCheck) -> ModelZoo | None:
+    block = params if notebook == SHARED_TRAINING else params.get(SHARED_TRAINING)
+    try:
+        zoo = ModelZoo.from_pretraining(block)
+        resolve(f"random:{zoo.training.model}")  # the architecture the self-trained CLIPs are built on
+        return zoo
+    except (TrainingError, ModelError, ValueError) as e:
+        where = "its parameters" if notebook == SHARED_TRAINING else f"the shared {SHARED_TRAINING} parameters"
+        check.problems.append(f"notebook {notebook!r}, {where}: {e}")
+        return None
+
+
+def _models(zoo: ModelZoo, names: list[str], controls: bool, need_images: bool, param: str,
+            check: ChapterCheck) -> None:
+    for name in zoo.with_controls(names, controls, need_images=need_images):
+        spec = zoo.resolve(name)
+        check.models.append((param, f"{spec.name} = {spec.describe()}"))
+        cfg = zoo.config_of(spec)
+        if cfg is not None:
+            check.trained[spec.name] = describe_training(cfg)
+
+
+def check_notebook(notebook: str, params: dict[str, Any], schema: dict) -> ChapterCheck:
+    """Resolve every checked parameter of one notebook; problems are collected, not raised."""
+    out = ChapterCheck(notebook)
+    needs_zoo = notebook == SHARED_TRAINING or SHARED_TRAINING in params
+    zoo = _zoo(notebook, params, out) if needs_zoo else ModelZoo()
+    if zoo is not None and notebook in TRAINS_THE_BLOCK:
+        block = params if notebook == SHARED_TRAINING else params[SHARED_TRAINING]
+        runs = [f"trained:{o}:{s}" for o in block["orders"] for s in block["seeds"]]
+        _models(zoo, runs, False, True, "trains", out)
+    for param, spec in schema.items():
+        kind, value = spec.meaning, params.get(param)
+        if kind is None:
+            continue
+        try:
+            if kind in ("models", "image_models") and zoo is not None:
+                _models(zoo, value, bool(params.get("controls", False)), kind == "image_models", param, out)
+            elif kind == "model" and zoo is not None:
+                if zoo.resolve(value).kind != "clip":
+                    raise ModelError(f"model {value!r} is text-only; an open_clip CLIP is needed here")
+                _models(zoo, [value], False, True, param, out)
+            elif kind == "device":
+                out.inputs.append(f"{param}: {value} -> {pick_device(value)}")
+            elif kind == "external":
+                out.models += [(param, f"{s} samples: {n}") for s, n in parse_external(value)]
+            elif kind.startswith("folder:") and value:
+                out.inputs.append(f"{param}: " + _folder(kind.split(":", 1)[1], value, params))
+        except (ValueError, OSError) as e:  # ModelError, DatasetError, BenchmarkError, ParameterError are ValueErrors
+            out.problems.append(f"notebook {notebook!r}, parameter {param!r} = {value!r}: {e}")
+    return out
+
+
+def check_profile(profile: Profile, notebooks: list[str] | None = None) -> list[ChapterCheck]:
+    """The check of every notebook of ``profile`` (or of ``notebooks``), in book order."""
+    names = notebooks or list(profile.params)
+    return [check_notebook(nb, profile.params[nb], profile.schema.get(nb, {})) for nb in names]
+
+
+def problems(checks: list[ChapterCheck]) -> list[str]:
+    return [p for c in checks for p in c.problems]

@@ -1,0 +1,169 @@
+"""The causal test of paper A's origin hypothesis (section 4.3), on CLIPs trained here.
+
+Paper A shows correlations: web captions mention large objects first, and CLIP's text encoder favours
+the first object. With self-trained models the order of objects in the training captions becomes a
+controlled factor (same scenes, same seed): if the text-side first-object bias is inherited from the
+image side through captions that name the large object first, it should follow the caption order.
+Each probe runs at every checkpoint, with the untrained model of the same seed as samples = 0 (part
+of an image-side size preference needs no training: a large object simply covers more pixels).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+import seaborn as sns
+from tqdm import tqdm
+
+from .. import attention as att
+from .. import measure
+from ..datasets import SceneSet
+from ..datasets.coco import coco_files
+from ..models.registry import load_model, resolve
+from ..probes import report, retrieval
+from ..training import TrainedModel
+from . import pretraining as pt
+
+#: per probe: how its positions are labelled and what its figure is called
+PROBE_LABELS = {"TOR": retrieval.caption_labels, "cross-modal TOR": retrieval.caption_labels,
+                "IOR": retrieval.size_labels}
+
+
+def parse_external(entries: Iterable[str]) -> list[tuple[int, str]]:
+    """``"SAMPLES=MODEL"`` entries (e.g. ``"2000000000=ViT-B-32@/ckpt/epoch_10.pt"``), checked before any work.
+
+    For checkpoints trained elsewhere, such as LAION's scaling-laws run paper A used for Fig. 4c.
+    """
+    out = []
+    for entry in entries:
+        samples, sep, name = entry.partition("=")
+        if not sep or not samples.strip().isdigit():
+            raise ValueError(f"external checkpoint {entry!r}: expected 'SAMPLES=MODEL', e.g. "
+                             "'2000000000=ViT-B-32@/path/epoch_10.pt'")
+        out.append((int(samples), resolve(name.strip()).name))
+    return out
+
+
+def probe_checkpoints(jobs: list[tuple[dict, str]], scenes: SceneSet, template: str = "and",
+                      probes: tuple[str, ...] = ("TOR", "IOR"), device: str = "auto",
+                      progress: bool = True) -> pd.DataFrame:
+    """Run the probes on each ``(tags, model name)`` job; every row carries its job's tags."""
+    frames = []
+    for tags, name in tqdm(jobs, desc="checkpoints", disable=not progress):
+        enc = load_model(name, device=device)
+        if "TOR" in probes:
+            frames.append(measure.tor(enc, scenes, template).assign(**tags))
+        if "cross-modal TOR" in probes:
+            frames.append(measure.cross_modal_tor(enc, scenes, template).assign(**tags))
+        if "IOR" in probes:
+            frames.append(measure.ior(enc, scenes).assign(**tags))
+    return pd.concat(frames, ignore_index=True)
+
+
+def probe_runs(runs: Iterable[TrainedModel], scenes: SceneSet, template: str = "and", which: str = "all",
+               probes: tuple[str, ...] = ("TOR", "IOR"), device: str = "auto", progress: bool = True) -> pd.DataFrame:
+    """TOR / IOR / cross-modal TOR frames of every run and checkpoint, tagged ``order``, ``seed``, ``samples``."""
+    jobs = [(dict(order=run.config.order, seed=run.config.seed, samples=s), name)
+            for run in runs for s, name in run.checkpoint_names(which)]
+    return probe_checkpoints(jobs, scenes, template, probes, device, progress)
+
+
+# -- the origin chapter: final checkpoints by training-caption order ---------------------------------------
+def check_inputs(coco_root: str) -> None:
+    """A missing COCO folder fails now, before any training."""
+    if coco_root:
+        coco_files(coco_root, "val2017")
+
+
+def untrained_and_final(frames: pd.DataFrame, probe: str) -> pd.DataFrame:
+    """One probe's rows of the untrained start and the final checkpoint, tagged ``state``."""
+    last = frames.samples.max()
+    f = frames[(frames.probe == probe) & frames.samples.isin([0, last])]
+    return f.assign(state=f.samples.map({0: "untrained", last: "trained"}))
+
+
+@dataclass
+class ProbeSection:
+    """One probe of the origin chapter: its rates by state and order, the reader's table and the commentary."""
+
+    probe: str
+    table: pd.DataFrame
+    wide: pd.DataFrame
+    summary: str
+
+    def plot(self):
+        trained = self.table[(self.table.position > 0) & (self.table.state == "trained")]
+        return report.rate_bars(trained, x="label", hue="order", col="n_objects",
+                                title=f"{self.probe} after training, by caption order")
+
+
+def probe_section(frames: pd.DataFrame, probe: str, title: str, n_boot: int = 1000, seed: int = 0) -> ProbeSection:
+    """Rates per position of the untrained and final models (seeds pooled) and the bias commentary."""
+    table = report.retrieval_table(untrained_and_final(frames, probe), by=("state", "order"),
+                                   labels=PROBE_LABELS[probe], n_boot=n_boot, seed=seed)
+    wide = report.wide(table[table.position > 0], ["state", "order", "n_objects"], "label", paper_column=None)
+    summary = report.position_bias_summary(table[table.state == "trained"].assign(model=lambda d: d.order), title)
+    return ProbeSection(probe, table, wide, summary)
+
+
+@dataclass
+class AttentionOfRuns:
+    """CLS attention of every run, untrained and final: per-role shares, paired differences, commentary."""
+
+    roles: pd.DataFrame
+    diffs: pd.DataFrame
+    summary: str
+
+    def attention_wide(self) -> pd.DataFrame:
+        r = self.roles
+        return report.wide(att.as_percent(r[(r.measure == "attention") & (r.variant == "last")]), ["model"], "role",
+                           paper_column=None)
+
+
+def attention_of_runs(runs: Sequence[TrainedModel], scenes: SceneSet, device: str = "auto", n_boot: int = 1000,
+                      seed: int = 0) -> AttentionOfRuns:
+    """Figure 3's measure on every run's untrained start and final checkpoint (3-object scenes when there)."""
+    n_att = 3 if 3 in scenes.images.n_objects.values else int(scenes.multi().images.n_objects.max())
+    frames = []
+    for r in runs:
+        for state, (samples, name) in zip(("untrained", "trained"), r.checkpoint_names("final")):
+            f = att.attention_table(load_model(name, device=device), scenes, n_objects=n_att, seed=seed,
+                                    per_layer=False, progress=False)
+            frames.append(f.assign(model=f"{state}: {r.config.order} (seed {r.config.seed})"))
+    frame = pd.concat(frames, ignore_index=True)
+    roles = att.role_table(frame, n_boot=n_boot, seed=seed)
+    diffs = att.paired_difference(frame, n_boot=n_boot, seed=seed)
+    controls = [m for m in frame.model.unique() if m.startswith("untrained")]
+    return AttentionOfRuns(roles, diffs, att.summary(roles, diffs, controls=controls))
+
+
+# -- the progression chapter ----------------------------------------------------------------------------
+def progression(runs: Sequence[TrainedModel], scenes: SceneSet, external: Sequence[tuple[int, str]] = (),
+                device: str = "auto", n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """First-position rate (TOR: first caption object; IOR: the large object) at every checkpoint of every run
+    and of any external checkpoints (``order`` "external"), seeds pooled, with n and intervals."""
+    frames = probe_runs(runs, scenes, which="all", probes=("TOR", "IOR"), device=device)
+    jobs = [(dict(order="external", seed=0, samples=s), name) for s, name in external]
+    if jobs:
+        frames = pd.concat([frames, probe_checkpoints(jobs, scenes, probes=("TOR", "IOR"), device=device)],
+                           ignore_index=True)
+    prog = report.retrieval_table(frames[frames.probe.isin(["TOR", "IOR"])], by=("probe", "order", "samples"),
+                                  n_boot=n_boot, seed=seed)
+    return prog[prog.position == 1]
+
+
+def plot_progression(prog: pd.DataFrame):
+    """One panel per probe and object count: rate per checkpoint and order, intervals as bands, 1/n dotted."""
+    g = sns.relplot(data=prog, x="samples", y="rate", hue="order", col="probe", row="n_objects", kind="line",
+                    marker="o", height=2.4, aspect=1.6, facet_kws={"sharey": False})
+    for (n, probe), ax in g.axes_dict.items():
+        pt.add_bands(ax, prog[(prog.n_objects == n) & (prog.probe == probe)], ["order"], alpha=0.15, chance=1 / n)
+    g.figure.suptitle("First-position rate while training (dotted: 1 / number of objects)", y=1.01)
+    return g
+
+
+def progression_wide(prog: pd.DataFrame) -> pd.DataFrame:
+    """The same rates as a table: one column per checkpoint."""
+    return prog.pivot_table(index=["probe", "n_objects", "order"], columns="samples", values="rate").round(2)

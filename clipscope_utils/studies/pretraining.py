@@ -1,0 +1,143 @@
+"""The self-trained CLIPs as the pretraining chapter shows them: the runs of the profile's ``pretraining`` block,
+their loss curves and the sanity checks that decide whether their biases can mean anything.
+
+The block (the pretraining chapter's parameters) is what every chapter's ``trained:`` names resolve to
+(:class:`~clipscope_utils.zoo.ModelZoo`), and what the progression and origin chapters train and probe, so the
+whole book reads one set of self-trained CLIPs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import pandas as pd
+import seaborn as sns
+
+from ..datasets import SceneSet, generate_cached
+from ..training import TrainConfig, TrainedModel, sanity, train_many
+from ..probes import report
+from ..training.data import scene_spec
+from ..models.registry import load_model
+from ..zoo import ModelZoo
+
+SMOOTHING_STEPS = 20
+#: the pretraining chapter's parameters, which form the block every other chapter receives as ``pretraining``
+BLOCK_PARAMETERS = ("model", "family", "objects", "n_scenes", "orders", "p_first", "seeds", "samples", "batch_size",
+                    "lr", "checkpoints", "n_eval_scenes", "workers", "device", "n_boot", "seed")
+
+
+def configs(block: Mapping, orders: Sequence[str] | None = None) -> list[TrainConfig]:
+    """One config per (caption order, seed) of the block, equal in every other knob (checked before any work)."""
+    zoo = ModelZoo.from_pretraining(block)
+    return [zoo.trained_config(o, s) for o in (orders or block["orders"]) for s in block["seeds"]]
+
+
+def train_runs(block: Mapping) -> list[TrainedModel]:
+    """The block's runs, trained ``workers`` at a time (cached by their full configuration)."""
+    return train_many(configs(block), workers=block["workers"])
+
+
+def eval_scenes(block: Mapping) -> SceneSet:
+    """Unseen evaluation scenes of the block's generator (``n_eval_scenes`` per multi-object count)."""
+    return generate_cached(scene_spec(configs(block)[0], "eval", images=block["n_eval_scenes"]), progress=False)
+
+
+def run_table(runs: Sequence[TrainedModel]) -> pd.DataFrame:
+    """One row per run: its knobs, steps, final loss, measured speed, checkpoints and cache key."""
+    return pd.DataFrame([{**{k: getattr(r.config, k) for k in ("order", "seed", "samples", "batch_size", "lr")},
+                          "steps": r.config.steps, "final loss": round(r.log.loss.iloc[-1], 3),
+                          "samples/s": round(r.log.samples.iloc[-1] / r.log.seconds.iloc[-1], 1),
+                          "checkpoints": len(r.checkpoints), "key": r.folder.name.rsplit("-", 1)[-1]} for r in runs])
+
+
+def loss_curves(runs: Sequence[TrainedModel], window: int = SMOOTHING_STEPS) -> pd.DataFrame:
+    """The runs' loss logs in one frame with a ``loss (smoothed)`` column (rolling mean over ``window`` steps)."""
+    logs = pd.concat([r.log.assign(order=r.config.order, seed=r.config.seed) for r in runs], ignore_index=True)
+    logs["loss (smoothed)"] = logs.groupby(["order", "seed"]).loss.transform(
+        lambda s: s.rolling(window, min_periods=1).mean())
+    return logs
+
+
+def plot_losses(logs: pd.DataFrame, batch_size: int):
+    """Smoothed loss per run; dotted: ln(batch), the loss of a model that cannot tell the pairs apart."""
+    ax = sns.lineplot(data=logs, x="samples", y="loss (smoothed)", hue="order", style="seed")
+    ax.axhline(math.log(batch_size), ls=":", color="gray")
+    ax.set_title("Contrastive loss while training")
+    return ax
+
+
+def _checks(enc, scenes: SceneSet, zero_shot_only: bool) -> pd.DataFrame:
+    zs = sanity.zero_shot(enc, scenes).assign(metric="zero-shot accuracy")
+    if zero_shot_only:
+        return zs
+    rc = sanity.recall_at_1(enc, scenes)
+    rc["metric"] = "recall@1 " + rc.direction
+    return pd.concat([zs, rc], ignore_index=True)
+
+
+def sanity_table(runs: Sequence[TrainedModel], scenes: SceneSet, device: str = "auto", n_boot: int = 1000,
+                 seed: int = 0) -> pd.DataFrame:
+    """Zero-shot accuracy and recall@1 of every run, untrained (same seed) and trained, with n and intervals."""
+    rows = []
+    for r in runs:
+        for label, name in (("untrained", f"random:{r.config.model}:{r.config.seed}"), ("trained", r.model_name())):
+            rows.append(_checks(load_model(name, device=device), scenes, zero_shot_only=False)
+                        .assign(order=r.config.order, seed=r.config.seed, state=label))
+    return report.hit_table(pd.concat(rows, ignore_index=True), ["metric", "state", "seed", "order"],
+                            n_boot=n_boot, seed=seed)
+
+
+def sanity_curve(runs: Sequence[TrainedModel], scenes: SceneSet, device: str = "auto", n_boot: int = 1000,
+                 seed: int = 0) -> pd.DataFrame:
+    """Zero-shot accuracy at every checkpoint of every run (samples = 0: the untrained start)."""
+    rows = []
+    for r in runs:
+        for samples, name in r.checkpoint_names():
+            rows.append(_checks(load_model(name, device=device), scenes, zero_shot_only=True)
+                        .assign(order=r.config.order, seed=r.config.seed, samples=samples))
+    return report.hit_table(pd.concat(rows, ignore_index=True), ["order", "seed", "samples"], n_boot=n_boot, seed=seed)
+
+
+def add_bands(ax, table: pd.DataFrame, keys: Sequence[str], x: str = "samples", alpha: float = 0.1,
+              chance: float | None = None):
+    """The tables' own 95 % intervals as a band under each line (one line per ``keys`` group), chance dotted:
+    the one interval plot of the training chapters."""
+    for _, t in table.groupby(list(keys)):
+        ax.fill_between(t[x], t.ci_low, t.ci_high, alpha=alpha)
+    if chance is not None:
+        ax.axhline(chance, ls=":", color="gray")
+    return ax
+
+
+def plot_sanity_curve(curve: pd.DataFrame, chance_level: float):
+    """Zero-shot accuracy per checkpoint, one line per run, with intervals and chance."""
+    ax = sns.lineplot(data=curve, x="samples", y="rate", hue="order", style="seed", marker="o")
+    add_bands(ax, curve, ["order", "seed"], chance=chance_level)
+    ax.set_ylabel("zero-shot single-object accuracy")
+    return ax
+
+
+def chance(scenes: SceneSet) -> float:
+    """Zero-shot chance level: one class among all."""
+    return 1 / len(scenes.classes)
+
+
+def verdict(table: pd.DataFrame, chance_level: float) -> str:
+    """The commentary of the sanity section, generated from the trained runs' zero-shot rates and intervals."""
+    zs = table[table.metric == "zero-shot accuracy"]
+    trained = zs[zs.state == "trained"]
+    above = trained[trained.ci_low > chance_level]
+    means = trained.groupby("order", sort=False).rate.mean()
+    text = (f"**Measured here:** zero-shot single-object accuracy of the trained runs ranges "
+            f"{trained.rate.min():.2f}–{trained.rate.max():.2f} (chance {chance_level:.3f}); "
+            + (f"all {len(trained)} runs are clearly above chance (interval above it)."
+               if len(above) == len(trained) else
+               f"only {len(above)} of {len(trained)} runs are clearly above chance; the others say little about "
+               f"object representations at this budget.")
+            + " Per condition (seeds pooled): " + ", ".join(f"{o} {v:.2f}" for o, v in means.items()) + ".")
+    if trained.groupby("order").rate.mean().idxmax() == "largest_first":
+        text += (" The largest-first condition learned objects best at this budget (plausibly because its "
+                 "single-object captions are prefixes of its scene captions; this book has not tested that "
+                 "explanation).")
+    return text

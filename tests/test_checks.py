@@ -1,0 +1,103 @@
+"""`book check` and the build's up-front check: every model, device and data folder of every chapter is resolved
+before the first notebook runs, on the book's own profiles."""
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from clipscope_utils.book import runner
+from clipscope_utils.book.checks import check_profile, problems
+from clipscope_utils.book.profiles import ParameterError, load_profile
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = runner.toc_notebooks(ROOT)
+
+
+def checked(profile: str, *overrides: str):
+    return check_profile(load_profile(ROOT / "profiles", profile, NOTEBOOKS, list(overrides)))
+
+
+@pytest.mark.parametrize("profile", ["smoke", "default", "gpu"])
+def test_the_offline_profiles_pass(profile: str) -> None:
+    assert problems(checked(profile)) == []
+
+
+def test_paper_profile_names_only_known_models() -> None:
+    """Offline the paper's weights are absent, but every name must still resolve (nothing is loaded)."""
+    chapters = {c.notebook: c for c in checked("paper")}
+    assert problems(list(chapters.values())) == []
+    text = "\n".join(m for _, m in chapters["image_probes"].models)
+    assert "ViT-B-32-quickgelu', 'openai'" in text and "random:ViT-B-32-quickgelu:0" in text
+
+
+def test_gpu_probe_chapters_use_the_pretraining_chapters_training() -> None:
+    chapters = {c.notebook: c for c in checked("gpu")}
+    pretraining = chapters["pretraining"].trained
+    assert "400000 samples" in pretraining["trained:largest_first:0"]
+    for name in ("text_probes", "image_probes", "matching", "attention", "cae"):
+        for model, cfg in chapters[name].trained.items():
+            assert cfg == pretraining[model] if model in pretraining else "400000 samples" in cfg
+    assert chapters["cae"].trained["trained:largest_first:0"] == pretraining["trained:largest_first:0"]
+
+
+@pytest.mark.parametrize("override, parameter, message", [
+    ("cae.base=trained:largest_frist", "base", "order one of"),
+    ("text_probes.models=[glove, 'CLIP Laoin']", "models", "Close matches: 'CLIP LAION'"),
+    ("attention.models=[sbert]", "models", "text-only"),
+    ("cae.base=glove", "base", "text-only"),
+    ("dataset.official_root=/nonexistent", "official_root", "does not exist"),
+    ("origin.coco_root=/nonexistent", "coco_root", "is missing"),
+    ("cae.winoground_root=/nonexistent", "winoground_root", "does not exist"),
+    ("cae.sugarcrepe_root=/tmp", "sugarcrepe_root", "needs its image folder"),
+    ("progression.external=[5=ViT-B-32@/no/such.pt]", "external", "does not exist"),
+    ("pretraining.model=clipscope-huge", "pretraining", "clipscope-huge"),
+])
+def test_a_bad_value_names_notebook_parameter_and_what_is_allowed(override, parameter, message) -> None:
+    found = problems(checked("smoke", override))
+    assert len(found) >= 1
+    notebook = override.split(".")[0]
+    assert all(f"notebook '{notebook}'" in p or "pretraining" in p for p in found)
+    assert any(parameter in p and message in p for p in found), found
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="cuda is available here")
+def test_cuda_without_a_gpu_is_refused() -> None:
+    found = problems(checked("smoke", "text_probes.device=cuda"))
+    assert found and "'text_probes', parameter 'device'" in found[0] and "no CUDA GPU" in found[0]
+
+
+def test_model_sets_expand_and_unknown_sets_are_named() -> None:
+    params = load_profile(ROOT / "profiles", "default", NOTEBOOKS).params
+    assert params["matching"]["models"] == ["random:clipscope-tiny", "trained:largest_first", "trained:shuffled",
+                                            "trained:largest_last"]
+    with pytest.raises(ParameterError, match="unknown model set '@nope'.*@self_trained"):
+        load_profile(ROOT / "profiles", "default", NOTEBOOKS, ["matching.models=['@nope']"])
+    with pytest.raises(ParameterError, match="shared by the runner: set pretraining.<parameter>"):
+        load_profile(ROOT / "profiles", "smoke", NOTEBOOKS, ["cae.pretraining={samples: 5}"])
+
+
+def test_build_stops_before_the_first_notebook(monkeypatch) -> None:
+    """A typo in the last chapter costs the check, not the chapters before it."""
+    ran = []
+    monkeypatch.setattr(runner, "execute_notebook", lambda *a, **k: ran.append(a) or 0.0)
+    with pytest.raises(runner.BuildError, match=r"(?s)nothing was executed.*'cae', parameter 'base'"):
+        runner.build(ROOT, "smoke", ["cae.base=trained:largest_frist"], html=False)
+    assert ran == []
+
+
+def test_check_command_executes_nothing_and_exits_non_zero() -> None:
+    start = time.perf_counter()
+    bad = subprocess.run([sys.executable, "-m", "clipscope_utils.book", "check", "--profile", "smoke", "--set",
+                          "cae.base=trained:largest_frist"], cwd=ROOT, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    assert bad.returncode == 1 and "'cae', parameter 'base'" in bad.stderr
+    assert wall < 60  # the check resolves names only: no training, no notebook (about 5 s measured)
+    good = subprocess.run([sys.executable, "-m", "clipscope_utils.book", "check", "--profile", "gpu"], cwd=ROOT,
+                          capture_output=True, text=True)
+    assert good.returncode == 0, good.stderr
+    assert "trained:largest_first:0: clipscope-tiny trained from scratch" in good.stdout
+    assert "400000 samples" in good.stdout and "nothing was executed" in good.stdout

@@ -1,0 +1,79 @@
+"""The model zoo: ``trained:<order>[:seed]`` names mean the profile's pretraining block, in every chapter."""
+
+from pathlib import Path
+
+import pytest
+
+from clipscope_utils import zoo as zoo_module
+from clipscope_utils.book.profiles import load_profile
+from clipscope_utils.book.runner import toc_notebooks
+from clipscope_utils.models import ModelError, registry
+from clipscope_utils.training import TrainConfig, run_folder
+from clipscope_utils.zoo import TRAINING_KNOBS, ModelZoo, training_template
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = toc_notebooks(ROOT)
+
+
+def profile(name: str, *overrides: str):
+    return load_profile(ROOT / "profiles", name, NOTEBOOKS, list(overrides)).params
+
+
+def test_trained_names_resolve_to_the_block_runs_and_reject_bad_orders() -> None:
+    zoo = ModelZoo()
+    spec = zoo.resolve("trained:shuffled:1")
+    assert spec.name == "trained:shuffled:1" and spec.kind == "clip" and spec.arch == "clipscope-tiny"
+    assert TrainConfig(order="shuffled", seed=1).key() in spec.note
+    assert zoo.resolve("trained:largest_last").name == "trained:largest_last:0"
+    assert zoo.config_of("trained:largest_last") == TrainConfig(order="largest_last", seed=0)
+    assert zoo.config_of("random:clipscope-tiny") is None
+    with pytest.raises(ModelError, match="order one of"):
+        zoo.resolve("trained:sideways")
+    with pytest.raises(ModelError, match="not an integer"):
+        zoo.resolve("trained:shuffled:x")
+    assert run_folder(TrainConfig(order="shuffled", seed=1)).name.endswith(TrainConfig(order="shuffled", seed=1).key())
+
+
+def test_the_model_layer_leaves_trained_names_to_the_zoo() -> None:
+    with pytest.raises(ModelError, match="clipscope_utils.zoo"):
+        registry.resolve("trained:shuffled")
+
+
+def test_code_defaults_are_the_default_profiles_pretraining_block() -> None:
+    """A zoo without a block (tests, interactive use) means the default book's self-trained CLIPs."""
+    block = profile("default")["pretraining"]
+    assert training_template(block) == training_template(None) == TrainConfig()
+    assert set(TRAINING_KNOBS) <= set(block)
+
+
+@pytest.mark.parametrize("chapter", ["text_probes", "image_probes", "matching", "attention", "cae", "origin",
+                                     "progression"])
+def test_every_chapter_gets_the_profiles_own_training_block(chapter: str) -> None:
+    """The gpu profile trains 400k-sample CLIPs; every chapter's trained: names must mean those, and a --set on
+    the pretraining chapter must reach them too."""
+    for params in (profile("gpu"), profile("smoke", "pretraining.samples=1024")):
+        assert params[chapter]["pretraining"] == params["pretraining"]
+        mine = ModelZoo.from_pretraining(params[chapter]["pretraining"]).config_of("trained:largest_first")
+        theirs = ModelZoo.from_pretraining(params["pretraining"]).config_of("trained:largest_first")
+        assert mine == theirs and mine.samples == params["pretraining"]["samples"]
+    assert ModelZoo.from_pretraining(profile("gpu")["pretraining"]).config_of("trained:shuffled").samples == 400_000
+
+
+def test_train_missing_hands_only_trained_names_to_parallel_training(monkeypatch) -> None:
+    seen = {}
+    monkeypatch.setattr(zoo_module, "train_many", lambda configs, workers, progress: seen.update(
+        configs=configs, workers=workers))
+    zoo = ModelZoo()
+    zoo.train_missing(["glove", "trained:shuffled", "random:clipscope-tiny", "trained:shuffled",
+                       "trained:largest_last:1"], workers=2, progress=False)
+    assert [(c.order, c.seed) for c in seen["configs"]] == [("shuffled", 0), ("largest_last", 1)]
+    assert seen["workers"] == 2
+    seen.clear()
+    zoo.train_missing(["glove", "sbert"], progress=False)
+    assert seen == {}
+
+
+def test_describe_names_the_training_config_of_trained_models() -> None:
+    table = ModelZoo().describe(["trained:largest_first", "glove"])
+    assert "20000 samples" in table["trained here"].iloc[0] and TrainConfig().key() in table["trained here"].iloc[0]
+    assert table["trained here"].iloc[1] == "–"
