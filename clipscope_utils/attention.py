@@ -51,10 +51,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
+from matplotlib.colors import Normalize
+from open_clip.transformer import VisionTransformer
 from torch import nn
+from tqdm import tqdm
 
 from .stats import bootstrap_ci
 
@@ -81,8 +85,6 @@ def vision_transformer(model_or_encoder: Any):
     ViTs built from custom blocks (``qk_norm``, scaled-cosine attention...) that do not use
     ``nn.MultiheadAttention``.
     """
-    from open_clip.transformer import VisionTransformer
-
     obj = model_or_encoder
     name = getattr(obj, "name", type(obj).__name__)
     if getattr(obj, "has_images", True) is False:
@@ -395,8 +397,6 @@ def attention_table(encoder: Any, scenes, n_images: int | None = None, seed: int
     ``to_patches`` is the raw mass of the CLS row on patch tokens before renormalisation (the rest is the
     CLS token's attention to itself). See the module docstring for ``area_share`` and ``attention_per_area``.
     """
-    from tqdm import tqdm
-
     if region not in REGIONS:
         raise AttentionError(f"unknown region {region!r}; allowed: {list(REGIONS)}")
     visual = vision_transformer(encoder)
@@ -582,9 +582,6 @@ def plot_overlays(encoder: Any, scenes, image_ids: Sequence[str], variants: Sequ
     """Figure 3 a): each image as the model sees it, then its CLS attention map per variant over it, on one
     colour scale for the whole figure in multiples of uniform attention (1 = 1/P per patch), with the objects'
     outlines and each object's share of the attention (%) in the title. Returns the matplotlib figure."""
-    import matplotlib.pyplot as plt
-    from matplotlib.colors import Normalize
-
     visual = vision_transformer(encoder)
     g, size = int(visual.grid_size[0]), int(visual.image_size[0])
     mode = resize_mode(encoder.preprocess)
@@ -646,8 +643,6 @@ def plot_shares(roles: pd.DataFrame, measure: str = "attention", baseline: str |
                 title: str = ""):
     """Figure 3 b): bars of ``measure`` per role (large, small 1, ...), one panel per (model, variant), with the
     table's own 95 % intervals; the ``baseline`` measure (area share) as hatched bars beside them. Shares in %."""
-    import matplotlib.pyplot as plt
-
     t = roles[~roles.role.eq("small (mean)")]
     panels = list(dict.fromkeys(zip(t.model, t.variant)))
     fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.2), squeeze=False, sharey=True)
@@ -683,8 +678,6 @@ def plot_shares(roles: pd.DataFrame, measure: str = "attention", baseline: str |
 def plot_layers(layers: pd.DataFrame, roles: pd.DataFrame | None = None, title: str = ""):
     """Attention share of the large object and of the mean small object per block, with 95 % intervals;
     with ``roles`` (:func:`role_table`), their mean area shares as dashed lines (the uniform-attention baseline)."""
-    import matplotlib.pyplot as plt
-
     models = list(dict.fromkeys(layers.model))
     fig, axes = plt.subplots(1, len(models), figsize=(4.6 * len(models), 3.2), squeeze=False, sharey=True)
     for ax, model in zip(axes[0], models):

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from open_clip.transformer import ResidualAttentionBlock
 from torch import nn
 
 from . import CAEError
@@ -58,8 +59,6 @@ def text_model(model: Any) -> nn.Module:
     custom attention blocks), poolings other than the end-of-text token, and gradient checkpointing (its
     recomputed forward would record the attention twice).
     """
-    from open_clip.transformer import ResidualAttentionBlock
-
     if not isinstance(model, nn.Module) and isinstance(getattr(model, "model", None), nn.Module):
         model = model.model
     if not isinstance(model, nn.Module):

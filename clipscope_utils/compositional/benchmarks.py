@@ -44,7 +44,6 @@ rules (:func:`winoground_scores`).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Iterable, Mapping, Sequence

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+import seaborn as sns
 from PIL import Image
 
 from ..cae import CAEError
@@ -27,6 +28,7 @@ from ..cae.attribution import attribution
 from ..cae.finetune import METHODS, FinetuneConfig, FinetunedModel, finetune, load_finetuned
 from ..cae.loss import role_means
 from ..cae.roles import RoledCaption, token_roles
+from ..compositional import benchmarks as bm
 from ..compositional.benchmarks import evaluate, paper_b_summary, published_b
 from ..compositional.items import PairItem
 from ..compositional.scenes import concept_candidates, generate_compositions
@@ -304,3 +306,58 @@ def attributions_before_after(base: str, runs: list[FinetunedModel], cfg: Finetu
                                         n_perturb=n_perturb, candidates=candidates, temperature=temperature,
                                         seed=seed, zoo=zoo).assign(model=label)
                       for label, name in models], ignore_index=True)
+
+
+# ----------------------------------------------------------------------------------------- the chapter
+def published_benchmarks(aro_root: str = "", sugarcrepe_root: str = "", coco_images: str = "",
+                         winoground_root: str = "", valse_root: str = "", valse_images: str = "") -> dict[str, list]:
+    """The published benchmarks whose folders are given, read (every image path checked) before any training."""
+    published = {}
+    if aro_root:
+        published["ARO relation"] = bm.load_aro(aro_root, "VG-Relation")
+        published["ARO attribute"] = bm.load_aro(aro_root, "VG-Attribution")
+    if sugarcrepe_root:
+        published["SugarCrepe"] = bm.load_sugarcrepe(sugarcrepe_root, coco_images)
+    if winoground_root:
+        published["Winoground (clean)"] = bm.load_winoground(winoground_root, clean=True)
+    if valse_root:
+        published["VALSE"] = bm.load_valse(valse_root, valse_images)
+    return published
+
+
+def plot_curves(runs: list[FinetunedModel]):
+    """Contrastive loss and attribution hinge per step, one line per run."""
+    g = sns.relplot(data=training_curves(runs), x="step", y="value", hue="variant", units="seed", estimator=None,
+                    col="loss", kind="line", height=3, aspect=1.4, facet_kws={"sharey": False}, lw=1)
+    g.figure.suptitle("Fine-tuning losses", y=1.03)
+    return g
+
+
+def plot_results(results: pd.DataFrame):
+    """Accuracy per task and variant (seeds pooled), chance dotted."""
+    ax = sns.pointplot(data=results.assign(task=results.benchmark + " " + results.score.str.replace("correct", "")),
+                       y="task", x="accuracy", hue="variant", dodge=0.6, linestyle="none", errorbar=None)
+    ax.axvline(0.5, ls=":", color="gray")
+    ax.set_title("Synthetic benchmark accuracy (seeds pooled)")
+    return ax
+
+
+def gains_against_ft(scores: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> tuple[pd.DataFrame, str]:
+    """Each variant against CLIP-FT (hard-negative variants against CLIP-FT + HN) on the same items, and the
+    commentary read off the paired intervals."""
+    hn_rows = scores.variant.str.endswith("+ HN")
+    gains = pd.concat([paired_gain(scores[~hn_rows], "CLIP-FT", n_boot, seed),
+                       paired_gain(scores[hn_rows], "CLIP-FT + HN", n_boot, seed)], ignore_index=True)
+    if not len(gains):
+        return gains, ""
+    hn = gains.variant.str.endswith("+ HN")
+    notes = [gain_commentary(gains[~hn], "CLIP-FT")] + ([gain_commentary(gains[hn], "CLIP-FT + HN")] if hn.any() else [])
+    return gains, "\n".join(notes)
+
+
+def plot_attributions(attr: pd.DataFrame):
+    """Per-caption mean attribution of object vs composition tokens, per method and model."""
+    g = sns.catplot(data=attr, x="role", y="score", hue="model", col="method", kind="box", sharey=False,
+                    height=3, aspect=1.0, col_wrap=4, fliersize=1)
+    g.figure.suptitle("Per-caption mean attribution of object vs composition tokens", y=1.03)
+    return g

@@ -11,7 +11,7 @@ import pandas as pd
 from .. import measure
 from ..datasets import SceneSet
 from ..datasets.sizes import size_categories
-from ..probes import ProbeError
+from ..probes import ProbeError, report, retrieval
 from ..zoo import ModelZoo
 
 SCENARIOS = ("first", "second")
@@ -29,6 +29,35 @@ class TextProbes:
     toc: pd.DataFrame
     claim1: pd.DataFrame
     cross_modal: pd.DataFrame | None
+
+    def tables(self, n_boot: int = 1000, seed: int = 0) -> "TextTables":
+        """Every rate table of the chapter, with n and intervals, the paper's numbers beside where it has them."""
+        tor = report.with_paper(report.retrieval_table(self.tor, labels=retrieval.caption_labels, n_boot=n_boot,
+                                                       seed=seed), "TOR", table_no=1)
+        cond = report.retrieval_table(self.tor, conditional=True, labels=retrieval.caption_labels, n_boot=n_boot,
+                                      seed=seed)
+        xtor = (None if self.cross_modal is None else
+                report.retrieval_table(self.cross_modal, labels=retrieval.caption_labels, n_boot=n_boot, seed=seed))
+        toc = report.hit_table(self.toc.assign(label=self.toc.position.map(retrieval.caption_labels)),
+                               ["model", "n_objects", "position", "label"], n_boot=n_boot, seed=seed)
+        table5 = report.with_paper(tor[(tor.n_objects == 4) & (tor.position > 0)], "TOR", table_no=5)
+        first = self.claim1[self.claim1.position == 1]
+        claim1 = report.hit_table(first, ["model", "first_category"], n_boot=n_boot, seed=seed)
+        return TextTables(tor, cond[cond.position > 0], xtor, toc, table5, first, claim1)
+
+
+@dataclass
+class TextTables:
+    """The text chapter's tables: TOR (with paper Table 1), conditional TOR, cross-modal TOR, TOC, Table 5, and
+    Claim 1 (the first-object rows and their rates by real-world size of the first object)."""
+
+    tor: pd.DataFrame
+    conditional: pd.DataFrame
+    cross_modal: pd.DataFrame | None
+    toc: pd.DataFrame
+    table5: pd.DataFrame
+    claim1_first: pd.DataFrame
+    claim1: pd.DataFrame
 
 
 def text_probes(zoo: ModelZoo, names: Sequence[str], scenes: SceneSet, template: str = "and",

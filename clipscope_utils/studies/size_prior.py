@@ -278,6 +278,20 @@ class PriorExperiment:
     effects_by_seed: pd.DataFrame
     summary: str
 
+    def rate_tables(self) -> list[tuple[str, pd.DataFrame]]:
+        """Per probe: a title and the reader's table of per-object rates by condition and role."""
+        return [(f"**{probe}: retrieval rate of one object, by role** (rate [95 % CI], n query–seed pairs)",
+                 report.wide(rates, ["condition"], "role", paper_column=None))
+                for probe, rates in self.rates.groupby("probe", sort=False)]
+
+    def effect_tables(self) -> list[tuple[str, pd.DataFrame]]:
+        """The paired effects of the prior (seeds pooled, then per seed) and the text side by caption position."""
+        return [(f"**Paired effect of the prior** ({self.treated} − no prior, same queries and seed)",
+                 self.effects.round(3)),
+                ("**Per training seed**", self.effects_by_seed.round(3)),
+                ("**Text: the prior-large object by its caption position** (does the class cue beat the position "
+                 "cue?)", report.wide(self.positions, ["condition", "n_objects"], "label", paper_column=None))]
+
 
 def run(controls, priors, scenes, per_count: int, template: str = "and", workers: int = 2,
         device: str = "auto", n_boot: int = 1000, seed: int = 0, progress: bool = True) -> PriorExperiment:
