@@ -197,3 +197,30 @@ def test_size_prior_batches_pair_prior_classes_with_the_large_object(tmp_path) -
 def test_bad_size_priors_fail_before_any_work(change, message) -> None:
     with pytest.raises(TrainingError, match=message):
         TrainConfig(**{**TINY, **change})
+
+
+def test_checkpoint_names_start_untrained_and_end_final(scenes) -> None:
+    run = train(TrainConfig(**TINY), progress=False, scenes=scenes)
+    names = run.checkpoint_names()
+    assert names[0] == (0, "random:clipscope-tiny:0") and [s for s, _ in names] == [0, 16, 32]
+    assert run.checkpoint_names("final") == [names[0], (32, run.model_name())]
+    with pytest.raises(ValueError, match="'all' or 'final'"):
+        run.checkpoint_names("best")
+
+
+def test_pretraining_study_tables_and_verdict(scenes) -> None:
+    import pandas as pd
+
+    from clipscope_utils.studies import pretraining as pt
+
+    run = train(TrainConfig(**TINY), progress=False, scenes=scenes)
+    table = pt.run_table([run])
+    assert table[["order", "seed", "steps", "checkpoints"]].iloc[0].tolist() == ["largest_first", 0, 4, 2]
+    logs = pt.loss_curves([run], window=2)
+    assert logs["loss (smoothed)"].iloc[1] == pytest.approx(logs.loss.iloc[:2].mean())
+    sanity = pd.DataFrame({"metric": "zero-shot accuracy", "state": "trained", "seed": [0, 1],
+                           "order": ["largest_first", "shuffled"], "rate": [0.9, 0.2], "ci_low": [0.8, 0.1],
+                           "ci_high": [0.95, 0.3], "n": 40})
+    text = pt.verdict(sanity, chance_level=0.25)
+    assert "only 1 of 2 runs are clearly above chance" in text and "largest_first 0.90, shuffled 0.20" in text
+    assert "largest-first condition learned objects best" in text

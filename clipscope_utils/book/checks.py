@@ -45,6 +45,8 @@ class ChapterCheck:
         lines += [f"  {p}: {m}" for p, m in self.models]
         lines += [f"  {i}" for i in self.inputs]
         lines += [f"  PROBLEM {p}" for p in self.problems]
+        if len(lines) == 1:
+            lines.append("  no model, device or data folder to resolve")
         return "\n".join(lines)
 
 

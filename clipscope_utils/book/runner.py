@@ -27,6 +27,7 @@ import yaml
 from jupyter_client.kernelspec import KernelSpecManager
 from papermill.exceptions import PapermillExecutionError
 
+from ..paths import file_sha256
 from ..versions import package_versions
 from .checks import check_profile, problems
 from .profiles import Profile, load_profile
@@ -86,7 +87,7 @@ def _hash_files(paths: list[Path], root: Path) -> str:
     h = hashlib.sha256()
     for p in sorted(paths):
         h.update(p.relative_to(root).as_posix().encode())
-        h.update(hashlib.sha256(p.read_bytes()).digest())
+        h.update(bytes.fromhex(file_sha256(p)))
     return h.hexdigest()
 
 
@@ -95,7 +96,7 @@ def fingerprint(root: Path, name: str, profile: str, params: dict) -> str:
     code = [p for p in (root / "clipscope_utils").rglob("*") if p.is_file() and p.suffix in {".py", ".json", ".csv", ".yml"}]
     data = [p for p in (root / "data").rglob("*") if p.is_file()] if (root / "data").is_dir() else []
     payload = {
-        "notebook": hashlib.sha256((root / SOURCES / f"{name}.ipynb").read_bytes()).hexdigest(),
+        "notebook": file_sha256(root / SOURCES / f"{name}.ipynb"),
         "profile": profile,
         "params": params,
         "code": _hash_files(code, root),

@@ -2,6 +2,7 @@
 displays and plots. Studies sit on top of the package (they may use any layer below, never each other's
 internals) and below the book runner.
 
+``dataset``        the generated scenes as a reader sees them (grids, explorer, classes)
 ``probes``         text encoder, image encoder and image-text matching chapters (paper A sections 3, 5.1)
 ``attention``      CLS attention (Figure 3)
 ``pretraining``    the self-trained CLIPs of the profile's ``pretraining`` block: runs, losses, sanity
