@@ -41,6 +41,21 @@ def training_template(pretraining: Mapping | None = None) -> TrainConfig:
     return TrainConfig(device=pick_device(pretraining.get("device", "auto")), **knobs)
 
 
+def parse_external(entries: Iterable[str]) -> list[tuple[int, str]]:
+    """``"SAMPLES=MODEL"`` entries (e.g. ``"2000000000=ViT-B-32@/ckpt/epoch_10.pt"``), checked before any work.
+
+    For checkpoints trained elsewhere, such as LAION's scaling-laws run paper A used for Fig. 4c.
+    """
+    out = []
+    for entry in entries:
+        samples, sep, name = entry.partition("=")
+        if not sep or not samples.strip().isdigit():
+            raise ValueError(f"external checkpoint {entry!r}: expected 'SAMPLES=MODEL', e.g. "
+                             "'2000000000=ViT-B-32@/path/epoch_10.pt'")
+        out.append((int(samples), registry.resolve(name.strip()).name))
+    return out
+
+
 def describe_training(cfg: TrainConfig) -> str:
     """One line naming what a self-trained CLIP was trained on, for model tables, checks and provenance."""
     return (f"{cfg.model} trained from scratch on {cfg.family} scenes ({cfg.scenes} per object count, objects "
@@ -107,7 +122,8 @@ class ModelZoo:
         return list(dict.fromkeys(out))
 
     def describe(self, names: Iterable[str]) -> pd.DataFrame:
-        """What each model name of a run resolved to (open_clip identifiers, text baseline, training config)."""
+        """What each model name of a run resolved to (open_clip identifiers, text baseline) and, for a self-trained
+        CLIP, its budget and config key (the page's provenance block has the whole config)."""
         rows = []
         for name in names:
             spec = self.resolve(name)
@@ -116,7 +132,8 @@ class ModelZoo:
                          "paper row": spec.paper_name or "–",
                          "role": "random-init control" if spec.source == "random" else
                                  "text-only baseline" if spec.kind == "text" else "CLIP",
-                         "trained here": describe_training(cfg) if cfg else "–"})
+                         "trained here": f"{cfg.samples:,} samples, batch {cfg.batch_size}, key {cfg.key()[:8]}"
+                                         if cfg else "–"})
         return pd.DataFrame(rows)
 
     # -- loading -----------------------------------------------------------------------------------------

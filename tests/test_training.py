@@ -134,16 +134,16 @@ def test_probe_runs_tags_every_checkpoint_with_order_seed_and_samples(scenes, ca
 
 
 def test_external_checkpoints_are_parsed_and_checked_before_any_work(tmp_path) -> None:
-    from clipscope_utils.studies import origin
+    from clipscope_utils.zoo import parse_external
 
     ckpt = tmp_path / "epoch_10.pt"
     ckpt.write_bytes(b"x")
-    assert origin.parse_external([f"2000000000=ViT-B-32@{ckpt}"]) == [(2_000_000_000, f"ViT-B-32@{ckpt}")]
+    assert parse_external([f"2000000000=ViT-B-32@{ckpt}"]) == [(2_000_000_000, f"ViT-B-32@{ckpt}")]
     for bad in ("ViT-B-32@x.pt", "2e9=ViT-B-32@x.pt"):
         with pytest.raises(ValueError, match="SAMPLES=MODEL"):
-            origin.parse_external([bad])
+            parse_external([bad])
     with pytest.raises(ValueError, match="no-such"):
-        origin.parse_external(["5=ViT-B-32@/no-such/file.pt"])
+        parse_external(["5=ViT-B-32@/no-such/file.pt"])
 
 
 def test_default_configs_keep_the_keys_recorded_before_size_prior(monkeypatch) -> None:

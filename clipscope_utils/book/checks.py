@@ -20,9 +20,8 @@ from ..datasets.official import locate
 from ..device import pick_device
 from ..models.base import ModelError
 from ..models.registry import resolve
-from ..studies.origin import parse_external
 from ..training import TrainingError
-from ..zoo import ModelZoo, describe_training
+from ..zoo import ModelZoo, describe_training, parse_external
 from .profiles import Profile
 
 SHARED_TRAINING = "pretraining"

@@ -22,10 +22,7 @@ from pathlib import Path
 from typing import Callable
 
 import nbformat
-import papermill as pm
 import yaml
-from jupyter_client.kernelspec import KernelSpecManager
-from papermill.exceptions import PapermillExecutionError
 
 from ..paths import file_sha256
 from ..versions import package_versions
@@ -122,11 +119,15 @@ def is_current(root: Path, name: str, fp: str) -> bool:
 
 
 def kernel_available(name: str = KERNEL_NAME) -> bool:
+    from jupyter_client.kernelspec import KernelSpecManager  # the book's extra; slow to import, so only here
+
     return name in KernelSpecManager().find_kernel_specs()
 
 
 def _describe_failure(name: str, err: Exception) -> str:
     """``notebook 'x', cell N: ErrorName: message`` from papermill's execution error."""
+    from papermill.exceptions import PapermillExecutionError  # the book's extra; slow to import, so only here
+
     if isinstance(err, PapermillExecutionError):
         first = (err.source or "").strip().splitlines()
         code = f" (`{first[0][:80]}`…)" if first else ""
@@ -140,6 +141,8 @@ def execute_notebook(root: Path, name: str, profile: Profile, trained: dict[str,
     Returns the wall time. On failure the partial output goes to ``_build/failed/<name>.ipynb`` and a
     BuildError names the notebook, the cell and the error; the previous executed copy stays.
     """
+    import papermill as pm  # the book's extra; slow to import (`book check` never needs it)
+
     src = root / SOURCES / f"{name}.ipynb"
     out = root / EXECUTED / f"{name}.ipynb"
     out.parent.mkdir(parents=True, exist_ok=True)

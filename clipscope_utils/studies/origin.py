@@ -21,7 +21,7 @@ from .. import attention as att
 from .. import measure
 from ..datasets import SceneSet
 from ..datasets.coco import coco_files
-from ..models.registry import load_model, resolve
+from ..models.registry import load_model
 from ..probes import report, retrieval
 from ..training import TrainedModel
 from . import pretraining as pt
@@ -29,21 +29,6 @@ from . import pretraining as pt
 #: per probe: how its positions are labelled and what its figure is called
 PROBE_LABELS = {"TOR": retrieval.caption_labels, "cross-modal TOR": retrieval.caption_labels,
                 "IOR": retrieval.size_labels}
-
-
-def parse_external(entries: Iterable[str]) -> list[tuple[int, str]]:
-    """``"SAMPLES=MODEL"`` entries (e.g. ``"2000000000=ViT-B-32@/ckpt/epoch_10.pt"``), checked before any work.
-
-    For checkpoints trained elsewhere, such as LAION's scaling-laws run paper A used for Fig. 4c.
-    """
-    out = []
-    for entry in entries:
-        samples, sep, name = entry.partition("=")
-        if not sep or not samples.strip().isdigit():
-            raise ValueError(f"external checkpoint {entry!r}: expected 'SAMPLES=MODEL', e.g. "
-                             "'2000000000=ViT-B-32@/path/epoch_10.pt'")
-        out.append((int(samples), resolve(name.strip()).name))
-    return out
 
 
 def probe_checkpoints(jobs: list[tuple[dict, str]], scenes: SceneSet, template: str = "and",
