@@ -104,3 +104,20 @@ def file_sha256(path: str | os.PathLike) -> str:
         payload = json.dumps({"path": key[0], "size": key[1], "mtime_ns": key[2], "sha256": digest}).encode()
         atomic_write(record, lambda f: f.write(payload))
     return digest
+
+
+def content_id(path: str | os.PathLike) -> str:
+    """What a named input is, for cache keys and fingerprints: a file's sha256, or for a folder the sha256 of its
+    listing (relative path, size, modification time of every file; hashing every image of COCO would take
+    minutes), so a replaced file or a changed folder never passes for the old one."""
+    p = Path(path)
+    if p.is_file():
+        return file_sha256(p)
+    h = hashlib.sha256()
+    for root, dirs, files in os.walk(p):
+        dirs.sort()
+        for name in sorted(files):
+            f = Path(root) / name
+            st = f.stat()
+            h.update(f"{f.relative_to(p).as_posix()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return "tree:" + h.hexdigest()

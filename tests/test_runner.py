@@ -138,6 +138,95 @@ def test_cli_reports_errors_with_exit_code(project: Path, capsys) -> None:
 
 
 def test_html_needs_every_notebook_executed(project: Path, monkeypatch) -> None:
-    monkeypatch.setattr("clipscope_utils.book.widgets.ensure_widget_js", lambda root: False)
+    monkeypatch.setattr("clipscope_utils.book.runner.ensure_widget_js", lambda root: False)
     with pytest.raises(BuildError, match=r"notebooks \['bad'\] have no executed copy yet"):
         build(project, "smoke", only=["good"], html=True, log=lambda _: None)
+
+
+# -- faults: nothing lost, nothing stale -------------------------------------------------------------------
+def test_a_second_build_of_the_checkout_stops_with_a_clear_message(project: Path) -> None:
+    """Two real processes: one holds the build lock, the other is refused before touching anything."""
+    import subprocess
+    import sys
+
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom pathlib import Path\n"
+         "from clipscope_utils.book.runner import build_lock\n"
+         f"with build_lock(Path({str(project)!r})):\n    print('locked', flush=True)\n    time.sleep(60)\n"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(BuildError, match=rf"another build of this checkout is running \(pid {holder.pid}\)"):
+            build(project, "smoke", only=["good"], html=False, log=lambda _: None)
+        assert not (project / "book" / "executed" / "good.ipynb").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    build(project, "smoke", only=["good"], html=False, log=lambda _: None)  # the lock went with the process
+    assert (project / "book" / "executed" / "good.ipynb").is_file()
+
+
+def test_leftovers_of_an_interrupted_build_are_removed_first(project: Path) -> None:
+    staging = project / ".cache" / "book-build" / "_build" / "html"
+    staging.mkdir(parents=True)
+    (staging / "stale.html").write_text("old page")
+    (project / "book" / "executed").mkdir(parents=True)
+    partial = project / "book" / "executed" / ".good.running.ipynb"
+    partial.write_text("{")
+    logs: list[str] = []
+    build(project, "smoke", only=["good"], html=False, log=logs.append)
+    assert not staging.exists() and not partial.exists()
+    assert any("interrupted build" in line and "book-build" in line for line in logs)
+
+
+def test_a_truncated_executed_notebook_is_executed_again(project: Path) -> None:
+    build(project, "smoke", only=["good"], html=False, log=lambda _: None)
+    executed = project / "book" / "executed" / "good.ipynb"
+    executed.write_bytes(executed.read_bytes()[:200])
+    logs: list[str] = []
+    build(project, "smoke", only=["good"], html=False, log=logs.append)
+    assert any("good: executing" in line for line in logs)
+    assert "n squared 4" in outputs(nbformat.read(executed, as_version=4))
+
+
+def test_a_failure_across_filesystems_keeps_the_cause(project: Path, monkeypatch) -> None:
+    """book/executed and _build/failed on different filesystems: os.replace raises EXDEV between them."""
+    import errno
+    import os
+
+    real = os.replace
+
+    def cross_device(src, dst):
+        if Path(src).parent != Path(dst).parent:
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        return real(src, dst)
+
+    monkeypatch.setattr(runner.os, "replace", cross_device)
+    with pytest.raises(BuildError, match=r"notebook 'bad' failed in cell \d+ .*ValueError: boom 4"):
+        build(project, "smoke", only=["bad"], html=False, log=lambda _: None)
+    assert (project / "_build" / "failed" / "bad.ipynb").is_file()
+    assert not list((project / "book" / "executed").glob(".*running*"))
+
+
+def test_an_old_failure_is_removed_once_the_notebook_succeeds(project: Path) -> None:
+    failed = project / "_build" / "failed" / "good.ipynb"
+    failed.parent.mkdir(parents=True)
+    failed.write_text("{}")
+    build(project, "smoke", only=["good"], html=False, log=lambda _: None)
+    assert not failed.exists()
+
+
+def test_a_replaced_weights_file_reexecutes_its_notebook(project: Path) -> None:
+    """A model named as ARCH@path is part of the fingerprint by content, not by name."""
+    weights = project / "weights.pt"
+    weights.write_bytes(b"first weights")
+    spec = {"n": {"type": "int", "min": 1, "max": 10}, "model": {"type": "str", "check": "model"}}
+    (project / "profiles" / "parameters.yml").write_text(yaml.safe_dump({"good": spec, "bad": spec}))
+    values = {"n": 2, "model": f"clipscope-tiny@{weights}"}
+    (project / "profiles" / "smoke.yml").write_text(yaml.safe_dump({"notebooks": {"good": values, "bad": values}}))
+    nbformat.write(notebook("n = 1\nmodel = ''", "print('model', model)"), project / "notebooks" / "good.ipynb")
+    run = lambda: [r.status for r in build(project, "smoke", only=["good"], html=False, log=lambda _: None)]  # noqa: E731
+    assert run() == ["executed"]
+    assert run() == ["skipped"]
+    weights.write_bytes(b"other weights")  # same name, new contents
+    assert run() == ["executed"]

@@ -224,3 +224,30 @@ def test_pretraining_study_tables_and_verdict(scenes) -> None:
     text = pt.verdict(sanity, chance_level=0.25)
     assert "only 1 of 2 runs are clearly above chance" in text and "largest_first 0.90, shuffled 0.20" in text
     assert "largest-first condition learned objects best" in text
+
+
+def test_a_finished_run_without_its_final_checkpoint_is_trained_again(scenes) -> None:
+    """An earlier checkpoint must never be served as the final model."""
+    from clipscope_utils.training.loop import load_run
+
+    first = train(TrainConfig(**TINY), progress=False, scenes=scenes)
+    final = first.final
+    weights = final.read_bytes()
+    final.unlink()
+    with pytest.raises(TrainingError, match="marked finished but its final checkpoint .* is missing"):
+        load_run(first.folder)
+    again = train(TrainConfig(**TINY), progress=False, scenes=scenes)
+    assert again.final == final and final.read_bytes() == weights  # deterministic: the same final weights
+    final.write_bytes(weights[: len(weights) // 2])  # truncated
+    with pytest.raises(TrainingError, match="not a readable torch file"):
+        load_run(first.folder)
+
+
+def test_a_truncated_training_state_names_its_file(scenes) -> None:
+    cfg = TrainConfig(**{**TINY, "seed": 7})
+    with pytest.raises(InterruptedError):
+        train(cfg, progress=False, stop_after_step=2, scenes=scenes)
+    state = run_folder(cfg) / "state.pt"
+    state.write_bytes(state.read_bytes()[:100])
+    with pytest.raises(TrainingError, match=r"state\.pt cannot be read .* delete it to start this run over"):
+        train(cfg, progress=False, scenes=scenes)

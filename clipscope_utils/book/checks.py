@@ -20,6 +20,7 @@ from ..datasets.official import locate
 from ..device import pick_device
 from ..models.base import ModelError
 from ..models.registry import resolve
+from ..paths import content_id
 from ..training import TrainingError
 from ..zoo import ModelZoo, describe_training, parse_external
 from .profiles import Profile
@@ -38,6 +39,7 @@ class ChapterCheck:
     trained: dict[str, str] = field(default_factory=dict)  # trained: name -> its training config
     inputs: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    files: dict[str, str] = field(default_factory=dict)  # every file or folder named -> its content id
 
     def report(self) -> str:
         lines = [f"{self.notebook}:"]
@@ -81,6 +83,8 @@ def _models(zoo: ModelZoo, names: list[str], controls: bool, need_images: bool, 
     for name in zoo.with_controls(names, controls, need_images=need_images):
         spec = zoo.resolve(name)
         check.models.append((param, f"{spec.name} = {spec.describe()}"))
+        if spec.path:  # a local checkpoint or model folder: its contents decide the results
+            check.files[spec.path] = content_id(spec.path)
         cfg = zoo.config_of(spec)
         if cfg is not None:
             check.trained[spec.name] = describe_training(cfg)
@@ -109,9 +113,13 @@ def check_notebook(notebook: str, params: dict[str, Any], schema: dict) -> Chapt
             elif kind == "device":
                 out.inputs.append(f"{param}: {value} -> {pick_device(value)}")
             elif kind == "external":
-                out.models += [(param, f"{s} samples: {n}") for s, n in parse_external(value)]
+                external = parse_external(value)
+                out.models += [(param, f"{s} samples: {n}") for s, n in external]
+                out.files.update({spec.path: content_id(spec.path) for spec in map(resolve, (n for _, n in external))
+                                  if spec.path})
             elif kind.startswith("folder:") and value:
                 out.inputs.append(f"{param}: " + _folder(kind.split(":", 1)[1], value, params))
+                out.files[str(Path(value).resolve())] = content_id(value)
         except (ValueError, OSError) as e:  # ModelError, DatasetError, BenchmarkError, ParameterError are ValueErrors
             out.problems.append(f"notebook {notebook!r}, parameter {param!r} = {value!r}: {e}")
     return out

@@ -10,6 +10,9 @@ good executed copy and the last good HTML in place.
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import hashlib
 import json
 import os
@@ -37,6 +40,7 @@ SOURCES = Path("notebooks")
 STATE = EXECUTED / ".state"
 FAILED = Path("_build") / "failed"
 STAGING = Path(".cache") / "book-build"
+LOCK = Path(".cache") / "book-build.lock"
 PROFILES = Path("profiles")
 FINGERPRINT_PACKAGES = ("torch", "open_clip_torch", "numpy", "pandas", "pillow", "papermill")
 
@@ -88,8 +92,10 @@ def _hash_files(paths: list[Path], root: Path) -> str:
     return h.hexdigest()
 
 
-def fingerprint(root: Path, name: str, profile: str, params: dict) -> str:
-    """Hash of everything a notebook's output depends on (its code, parameters and inputs)."""
+def fingerprint(root: Path, name: str, profile: str, params: dict, inputs: dict[str, str] | None = None) -> str:
+    """Hash of everything a notebook's output depends on: its code, parameters, ``data/``, versions, and the
+    contents of every file or folder its parameters name (``inputs``: path -> content hash, from the check), so a
+    replaced weights file or a changed data folder re-executes the notebook."""
     code = [p for p in (root / "clipscope_utils").rglob("*") if p.is_file() and p.suffix in {".py", ".json", ".csv", ".yml"}]
     data = [p for p in (root / "data").rglob("*") if p.is_file()] if (root / "data").is_dir() else []
     payload = {
@@ -99,6 +105,7 @@ def fingerprint(root: Path, name: str, profile: str, params: dict) -> str:
         "code": _hash_files(code, root),
         "data": _hash_files(data, root),
         "versions": package_versions(FINGERPRINT_PACKAGES),
+        **({"inputs": inputs} if inputs else {}),
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -107,15 +114,78 @@ def _state_path(root: Path, name: str) -> Path:
     return root / STATE / f"{name}.json"
 
 
+def is_complete_notebook(path: Path) -> bool:
+    """An executed copy the book can trust: it parses, carries its provenance, and every code cell ran."""
+    try:
+        nb = nbformat.read(path, as_version=4)
+    except Exception:  # noqa: BLE001 - truncated or foreign file: any parse failure means "not trusted"
+        return False
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    return "clipscope" in nb.metadata and all(c.get("execution_count") is not None for c in code if c.source.strip())
+
+
 def is_current(root: Path, name: str, fp: str) -> bool:
-    """True when the executed copy exists and came from exactly this fingerprint."""
+    """True when the executed copy came from exactly this fingerprint and is complete."""
     state = _state_path(root, name)
-    if not (root / EXECUTED / f"{name}.ipynb").is_file() or not state.is_file():
+    executed = root / EXECUTED / f"{name}.ipynb"
+    if not executed.is_file() or not state.is_file():
         return False
     try:
-        return json.loads(state.read_text()).get("fingerprint") == fp
+        same = json.loads(state.read_text()).get("fingerprint") == fp
     except json.JSONDecodeError:
         return False
+    return same and is_complete_notebook(executed)
+
+
+def move(src: Path, dst: Path) -> None:
+    """``os.replace``, or copy and delete when the two paths are on different filesystems."""
+    try:
+        os.replace(src, dst)
+    except OSError as e:
+        if e.errno != errno.EXDEV:
+            raise
+        tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
+        shutil.copy2(src, tmp)
+        os.replace(tmp, dst)
+        os.unlink(src)
+
+
+@contextlib.contextmanager
+def build_lock(root: Path):
+    """One build per checkout at a time: a second one stops at once, before touching anything."""
+    path = root / LOCK
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            raise BuildError(f"another build of this checkout is running ({holder}); wait for it to finish, "
+                             "or build from another clone") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()}")
+        f.flush()
+        try:
+            yield
+        finally:
+            f.truncate(0)
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def clean_leftovers(root: Path) -> list[Path]:
+    """What an interrupted build left behind: the HTML staging folder, half-written executed notebooks and
+    half-swapped HTML folders. Removed at the start of every build (under the lock); returns what was removed."""
+    found = [root / STAGING] if (root / STAGING).exists() else []
+    found += sorted((root / EXECUTED).glob(".*.running.ipynb")) if (root / EXECUTED).is_dir() else []
+    found += [p for p in (root / "_build" / "html.new", root / "_build" / "html.old") if p.exists()]
+    for path in found:
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    return found
 
 
 def kernel_available(name: str = KERNEL_NAME) -> bool:
@@ -158,13 +228,14 @@ def execute_notebook(root: Path, name: str, profile: Profile, trained: dict[str,
         failed = root / FAILED / f"{name}.ipynb"
         failed.parent.mkdir(parents=True, exist_ok=True)
         if tmp.exists():
-            os.replace(tmp, failed)
+            move(tmp, failed)
         raise BuildError(f"{_describe_failure(name, err)}\n  (partial output saved in {failed.relative_to(root)})") from None
     wall = time.perf_counter() - start
     nb = nbformat.read(tmp, as_version=4)
     stamp(nb, record(root, profile.name, params, wall, trained or {}))
     nbformat.write(nb, tmp)
     os.replace(tmp, out)
+    (root / FAILED / f"{name}.ipynb").unlink(missing_ok=True)  # an old failure of this notebook is history now
     return wall
 
 
@@ -174,6 +245,7 @@ def build_html(root: Path, names: list[str]) -> Path:
     if unexecuted:
         raise BuildError(f"notebooks {unexecuted} have no executed copy yet: build without --only (or use --no-html)")
     staging = root / STAGING
+    shutil.rmtree(staging, ignore_errors=True)  # never serve a page an earlier build left in staging
     jb = shutil.which("jupyter-book", path=str(Path(sys.executable).parent)) or shutil.which("jupyter-book")
     if jb is None:
         raise BuildError("the jupyter-book command is not installed in this environment; run `make setup`")
@@ -232,25 +304,28 @@ def build(
     if html and ensure_widget_js(root):
         log("fetched the widget JavaScript into book/_static/vendor")
 
-    results = []
-    log(f"profile {profile.name!r}: {len(selected)} notebook(s)")
-    for i, name in enumerate(selected, 1):
-        fp = fingerprint(root, name, profile.name, profile.params[name])
-        if not force and is_current(root, name, fp):
-            log(f"[{i}/{len(selected)}] {name}: unchanged, skipped")
-            results.append(NotebookResult(name, "skipped", 0.0))
-            continue
-        log(f"[{i}/{len(selected)}] {name}: executing ...")
-        wall = execute_notebook(root, name, profile, checks[name].trained)
-        state = _state_path(root, name)
-        state.parent.mkdir(parents=True, exist_ok=True)
-        tmp = state.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"fingerprint": fp, "profile": profile.name, "wall_s": round(wall, 1)}))
-        os.replace(tmp, state)
-        log(f"[{i}/{len(selected)}] {name}: done in {wall:.1f} s")
-        results.append(NotebookResult(name, "executed", wall))
-    if html:
-        start = time.perf_counter()
-        out = build_html(root, names)
-        log(f"HTML built in {time.perf_counter() - start:.1f} s: {out / 'index.html'}")
+    with build_lock(root):
+        for path in clean_leftovers(root):
+            log(f"removed what an interrupted build left: {path.relative_to(root)}")
+        results = []
+        log(f"profile {profile.name!r}: {len(selected)} notebook(s)")
+        for i, name in enumerate(selected, 1):
+            fp = fingerprint(root, name, profile.name, profile.params[name], checks[name].files)
+            if not force and is_current(root, name, fp):
+                log(f"[{i}/{len(selected)}] {name}: unchanged, skipped")
+                results.append(NotebookResult(name, "skipped", 0.0))
+                continue
+            log(f"[{i}/{len(selected)}] {name}: executing ...")
+            wall = execute_notebook(root, name, profile, checks[name].trained)
+            state = _state_path(root, name)
+            state.parent.mkdir(parents=True, exist_ok=True)
+            tmp = state.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"fingerprint": fp, "profile": profile.name, "wall_s": round(wall, 1)}))
+            os.replace(tmp, state)
+            log(f"[{i}/{len(selected)}] {name}: done in {wall:.1f} s")
+            results.append(NotebookResult(name, "executed", wall))
+        if html:
+            start = time.perf_counter()
+            out = build_html(root, names)
+            log(f"HTML built in {time.perf_counter() - start:.1f} s: {out / 'index.html'}")
     return results

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,8 +94,10 @@ def train(cfg: TrainConfig, progress: bool = True, stop_after_step: int | None =
 
     ``stop_after_step`` ends the process early after saving state (used to test resuming).
     """
-    return cached_folder(run_folder(cfg), DONE, load_run,
-                         lambda folder: _train(cfg, folder, progress, stop_after_step, scenes))
+    folder = run_folder(cfg)
+    if is_complete(folder, DONE) and final_checkpoint_problem(folder):
+        (folder / DONE).unlink()  # marked finished, final checkpoint gone: train it again (runs are deterministic)
+    return cached_folder(folder, DONE, load_run, lambda out: _train(cfg, out, progress, stop_after_step, scenes))
 
 
 def _train(cfg: TrainConfig, folder: Path, progress: bool, stop_after_step: int | None, scenes) -> None:
@@ -114,7 +117,11 @@ def _train(cfg: TrainConfig, folder: Path, progress: bool, stop_after_step: int 
         loss_fn = open_clip.ClipLoss()
         start, log = 0, []
         if (folder / "state.pt").is_file():
-            state = torch.load(folder / "state.pt", map_location=device, weights_only=False)
+            try:
+                state = torch.load(folder / "state.pt", map_location=device, weights_only=False)
+            except Exception as e:  # noqa: BLE001 - a truncated or foreign file: say which, and what to do
+                raise TrainingError(f"the saved training state {folder / 'state.pt'} cannot be read ({type(e).__name__}); "
+                                    "delete it to start this run over (the run is deterministic)") from None
             model.load_state_dict(state["model"])
             opt.load_state_dict(state["optimizer"])
             start, log = state["step"], state["log"]
@@ -151,11 +158,30 @@ def _train(cfg: TrainConfig, folder: Path, progress: bool, stop_after_step: int 
     (folder / "state.pt").unlink(missing_ok=True)
 
 
+def final_checkpoint_problem(folder: Path) -> str:
+    """Why a finished run's final checkpoint cannot be served ('' when it can): missing, or not a torch file.
+    An earlier checkpoint must never stand in for the final model."""
+    try:
+        samples = int(json.loads((Path(folder) / DONE).read_text())["samples"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return f"{Path(folder) / DONE} is unreadable"
+    final = Path(folder) / f"ckpt-{samples:08d}.pt"
+    if not final.is_file():
+        return f"its final checkpoint {final} is missing"
+    if not zipfile.is_zipfile(final):
+        return f"its final checkpoint {final} is not a readable torch file (truncated?)"
+    return ""
+
+
 def load_run(folder: Path) -> TrainedModel:
-    """A finished run from its folder."""
+    """A finished run from its folder; its final checkpoint must be there (``final`` is always the last step)."""
     folder = Path(folder)
     if not is_complete(folder, DONE):
         raise TrainingError(f"{folder} holds no finished training run")
+    problem = final_checkpoint_problem(folder)
+    if problem:
+        raise TrainingError(f"the training run in {folder} is marked finished but {problem}; train it again "
+                            "(train() does so) or delete the folder")
     cfg = TrainConfig(**{k: tuple(v) if isinstance(v, list) else v
                          for k, v in json.loads((folder / "config.json").read_text())["config"].items()})
     ckpts = {int(p.stem.split("-")[1]): p for p in sorted(folder.glob("ckpt-*.pt"))}
@@ -168,6 +194,6 @@ def _train_quiet(cfg: TrainConfig) -> str:
 
 def train_many(configs: list[TrainConfig], workers: int = 2, progress: bool = True) -> list[TrainedModel]:
     """Train several configs as parallel single-process jobs; cached runs return at once."""
-    todo = [c for c in configs if not is_complete(run_folder(c), DONE)]
+    todo = [c for c in configs if not is_complete(run_folder(c), DONE) or final_checkpoint_problem(run_folder(c))]
     in_parallel(_train_quiet, todo, workers, desc="training runs", progress=progress)
     return [load_run(run_folder(c)) for c in configs]
