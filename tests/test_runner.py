@@ -230,3 +230,16 @@ def test_a_replaced_weights_file_reexecutes_its_notebook(project: Path) -> None:
     assert run() == ["skipped"]
     weights.write_bytes(b"other weights")  # same name, new contents
     assert run() == ["executed"]
+
+
+def test_temporaries_of_killed_generations_are_removed_by_the_next_build(project: Path, monkeypatch) -> None:
+    import subprocess
+    import sys
+
+    monkeypatch.setenv("CLIPSCOPE_CACHE", str(project / "elsewhere"))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    orphan = project / "elsewhere" / "datasets" / f".comco-abc.tmp-{dead.stdout.strip()}-x"
+    orphan.mkdir(parents=True)
+    logs: list[str] = []
+    build(project, "smoke", only=["good"], html=False, log=logs.append)
+    assert not orphan.exists() and any(orphan.name in line for line in logs)

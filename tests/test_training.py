@@ -199,7 +199,7 @@ def test_bad_size_priors_fail_before_any_work(change, message) -> None:
         TrainConfig(**{**TINY, **change})
 
 
-def test_checkpoint_names_start_untrained_and_end_final(scenes) -> None:
+def test_checkpoint_names_start_untrained_and_end_final(scenes, cache) -> None:
     run = train(TrainConfig(**TINY), progress=False, scenes=scenes)
     names = run.checkpoint_names()
     assert names[0] == (0, "random:clipscope-tiny:0") and [s for s, _ in names] == [0, 16, 32]
@@ -208,7 +208,7 @@ def test_checkpoint_names_start_untrained_and_end_final(scenes) -> None:
         run.checkpoint_names("best")
 
 
-def test_pretraining_study_tables_and_verdict(scenes) -> None:
+def test_pretraining_study_tables_and_verdict(scenes, cache) -> None:
     import pandas as pd
 
     from clipscope_utils.studies import pretraining as pt
@@ -226,7 +226,7 @@ def test_pretraining_study_tables_and_verdict(scenes) -> None:
     assert "largest-first condition learned objects best" in text
 
 
-def test_a_finished_run_without_its_final_checkpoint_is_trained_again(scenes) -> None:
+def test_a_finished_run_without_its_final_checkpoint_is_trained_again(scenes, cache) -> None:
     """An earlier checkpoint must never be served as the final model."""
     from clipscope_utils.training.loop import load_run
 
@@ -243,7 +243,7 @@ def test_a_finished_run_without_its_final_checkpoint_is_trained_again(scenes) ->
         load_run(first.folder)
 
 
-def test_a_truncated_training_state_names_its_file(scenes) -> None:
+def test_a_truncated_training_state_names_its_file(scenes, cache) -> None:
     cfg = TrainConfig(**{**TINY, "seed": 7})
     with pytest.raises(InterruptedError):
         train(cfg, progress=False, stop_after_step=2, scenes=scenes)

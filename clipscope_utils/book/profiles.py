@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,9 @@ CHECKS = {"models", "image_models", "model", "device", "external"}
 FOLDER_KINDS = ("official", "coco_val", "coco_train", "aro", "sugarcrepe", "coco_images", "winoground", "valse",
                 "valse_images")
 MODEL_LISTS = ("models", "image_models")
+
+
+FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
 class ParameterError(ValueError):
@@ -49,6 +53,7 @@ class ParamSpec:
     items: "ParamSpec | None" = None  # element spec of a list
     min_len: int | None = None
     max_len: int | None = None
+    unique: bool = False  # a list that names a set (object counts, seeds, templates): no repeats
     meaning: str | None = None  # schema key ``check``: what the value means beyond its type (CHECKS, FOLDER_KINDS)
 
     @classmethod
@@ -69,6 +74,7 @@ class ParamSpec:
             items=cls.from_dict(f"{name}[]", items) if items is not None else None,
             min_len=d.pop("min_len", None),
             max_len=d.pop("max_len", None),
+            unique=bool(d.pop("unique", False)),
             meaning=d.pop("check", None),
         )
         if d:
@@ -91,13 +97,14 @@ class ParamSpec:
             n = ""
             if self.min_len is not None or self.max_len is not None:
                 n = f" with {self.min_len or 0}..{self.max_len if self.max_len is not None else 'any'} items"
-            text = f"a list{n} of {self.items.allowed()}"
+            text = f"a list{n} of {'distinct values, each ' if self.unique else ''}{self.items.allowed()}"
         else:
             text = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true/false"}[self.type]
             if self.min is not None or self.max is not None:
-                lo = self.min if self.min is not None else "-inf"
-                hi = self.max if self.max is not None else "inf"
-                text += f" in [{lo}, {hi}]"
+                lo = f"{self.min:g}" if self.min is not None else "-inf"
+                hi = f"{self.max:g}" if self.max is not None and self.max < 1e15 else "inf"
+                hi = f"{self.max}" if self.type == "int" and self.max is not None else hi
+                text += f" in [{lo}, {hi}] (bounds included)"
         return text
 
     def check(self, value: Any, where: str) -> Any:
@@ -126,7 +133,11 @@ class ParamSpec:
                 fail(f"{len(value)} items is fewer than {self.min_len}")
             if self.max_len is not None and len(value) > self.max_len:
                 fail(f"{len(value)} items is more than {self.max_len}")
-            return [self.items.check(v, f"{where}[{i}]") for i, v in enumerate(value)]
+            checked = [self.items.check(v, f"{where}[{i}]") for i, v in enumerate(value)]
+            repeated = sorted({repr(v) for v in checked if checked.count(v) > 1})
+            if self.unique and repeated:
+                fail(f"{', '.join(repeated)} given more than once")
+            return checked
         if self.choices is not None and value not in self.choices:
             fail(f"{value!r} is not allowed")
         if self.min is not None and value < self.min:
@@ -189,10 +200,14 @@ def parse_override(text: str) -> tuple[str, str, Any]:
         raise ParameterError(f"override {text!r} is not of the form NOTEBOOK.PARAMETER=VALUE")
     key, value = text.split("=", 1)
     nb, param = key.strip().split(".", 1)
+    if value.strip().startswith("#"):  # a colour such as #ff0000, not a YAML comment
+        return nb, param, value.strip()
     try:
         parsed = yaml.safe_load(value)
     except yaml.YAMLError as e:
         raise ParameterError(f"override {text!r}: value is not valid YAML ({e})") from None
+    if isinstance(parsed, str) and FLOAT.fullmatch(parsed.strip()):
+        parsed = float(parsed)  # YAML 1.1 reads 1e-06 as text; it is the number the bounds print
     return nb, param, parsed
 
 

@@ -27,7 +27,8 @@ from typing import Callable
 import nbformat
 import yaml
 
-from ..paths import file_sha256
+from ..datasets.tables import remove_dead_temporaries
+from ..paths import cache_dir, file_sha256
 from ..versions import package_versions
 from .checks import check_profile, problems
 from .profiles import Profile, load_profile
@@ -176,7 +177,8 @@ def build_lock(root: Path):
 
 def clean_leftovers(root: Path) -> list[Path]:
     """What an interrupted build left behind: the HTML staging folder, half-written executed notebooks and
-    half-swapped HTML folders. Removed at the start of every build (under the lock); returns what was removed."""
+    half-swapped HTML folders, temporary folders of killed generations in the cache. Removed at the start of every
+    build (under the lock); returns what was removed."""
     found = [root / STAGING] if (root / STAGING).exists() else []
     found += sorted((root / EXECUTED).glob(".*.running.ipynb")) if (root / EXECUTED).is_dir() else []
     found += [p for p in (root / "_build" / "html.new", root / "_build" / "html.old") if p.exists()]
@@ -185,6 +187,8 @@ def clean_leftovers(root: Path) -> list[Path]:
             shutil.rmtree(path, ignore_errors=True)
         else:
             path.unlink(missing_ok=True)
+    for kind in ("datasets", "compositional"):  # generations killed mid-way, in any earlier run
+        found += remove_dead_temporaries(cache_dir() / kind)
     return found
 
 
@@ -306,7 +310,8 @@ def build(
 
     with build_lock(root):
         for path in clean_leftovers(root):
-            log(f"removed what an interrupted build left: {path.relative_to(root)}")
+            shown = path.relative_to(root) if path.is_relative_to(root) else path.name
+            log(f"removed what an interrupted build left: {shown}")
         results = []
         log(f"profile {profile.name!r}: {len(selected)} notebook(s)")
         for i, name in enumerate(selected, 1):

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
@@ -221,8 +222,9 @@ def _categories(data: dict, path: Path) -> dict[int, str]:
 
 def largest_instances(data: dict, path: Path, categories: Mapping[int, str]) -> pd.DataFrame:
     """One row per (image, category): the largest instance's area and box, its size rank and object index."""
-    cols = ["image_id", "category_id", "area", "bbox", "iscrowd"]
-    ann = pd.DataFrame([{k: a.get(k, 0) for k in cols} for a in data["annotations"]], columns=cols)
+    cols = ["id", "image_id", "category_id", "area", "bbox", "iscrowd"]
+    ann = pd.DataFrame([{k: a.get(k, i if k == "id" else 0) for k in cols} for i, a in enumerate(data["annotations"])],
+                       columns=cols)
     unknown = sorted(set(ann.category_id) - set(categories))
     if unknown:
         raise DatasetError(f"{path}: annotations use category ids {unknown[:5]} missing from 'categories'")
@@ -230,6 +232,12 @@ def largest_instances(data: dict, path: Path, categories: Mapping[int, str]) -> 
         box = np.array(ann.bbox.tolist(), dtype=float).reshape(len(ann), 4)
     except (ValueError, TypeError):
         raise DatasetError(f"{path}: every 'bbox' must be [x, y, width, height]") from None
+    bad = ~np.isfinite(box).all(axis=1) | (box[:, 2] < 0) | (box[:, 3] < 0)
+    if bad.any():
+        first = ann[bad].iloc[0]
+        raise DatasetError(f"{path}: {int(bad.sum())} annotation(s) with a non-finite or negative box size, e.g. "
+                           f"annotation id {first.id} (image {first.image_id}): bbox {list(box[bad][0])}; "
+                           "fix or remove them")
     ann["x0"], ann["y0"] = np.floor(box[:, 0]).astype(int), np.floor(box[:, 1]).astype(int)
     ann["x1"], ann["y1"] = np.ceil(box[:, 0] + box[:, 2]).astype(int), np.ceil(box[:, 1] + box[:, 3]).astype(int)
     ann["area_px"] = pd.to_numeric(ann.area, errors="coerce").astype(float)
@@ -240,7 +248,7 @@ def largest_instances(data: dict, path: Path, categories: Mapping[int, str]) -> 
     ann["size_rank"] = ann.groupby("image_id").area_px.rank(ascending=False, method="min").astype(int)
     ann = ann.sort_values(["image_id", "size_rank", "category_id"], kind="stable").reset_index(drop=True)
     ann["object_index"] = ann.groupby("image_id").cumcount()
-    return ann.drop(columns=["area", "bbox", "iscrowd"])
+    return ann.drop(columns=["id", "area", "bbox", "iscrowd"])
 
 
 def caption_mentions(data: dict, find: MentionFinder, annotated: Mapping[int, set[int]]) -> pd.DataFrame:
@@ -332,6 +340,10 @@ def load_coco(root: str | Path | None = None, split: str = "val2017", *, caption
     annotated = objects.groupby("image_id").category_id.agg(set).to_dict()
     caps = caption_mentions(captions_json, find, annotated)
     image_ids = sorted(int(im["id"]) for im in instances_json["images"])
+    orphans = sorted(set(objects.image_id) - set(image_ids))
+    if orphans:  # annotations of images the file does not list: counted and said, never dropped in silence
+        warnings.warn(f"{files.instances}: {len(orphans)} annotated image id(s) are not in 'images' and are left "
+                      f"out, e.g. {orphans[:5]}", stacklevel=2)
     refs = choose_references(caps, image_ids, min_mentions)
     if max_images is not None:
         refs = refs.iloc[:max_images]
@@ -345,6 +357,7 @@ def load_coco(root: str | Path | None = None, split: str = "val2017", *, caption
         "coco_category_ids": list(categories),
         "min_mentions": min_mentions,
         "max_images": max_images,
+        "orphan_annotated_images": len(orphans),
     }
     return SceneSet(
         root=files.images,

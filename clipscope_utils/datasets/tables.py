@@ -148,17 +148,44 @@ def open_image(path: Path, mode: str = "RGB") -> Image.Image:
         raise DatasetError(f"image file {path} is corrupt or not an image ({e})") from None
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_dead_temporaries(folder: Path, name: str = "*") -> list[Path]:
+    """Temporary folders (``.<name>.tmp-<pid>-*``) in ``folder`` whose writer process is gone: a killed generation
+    left them. Removed, and returned; a writer still running keeps its folder."""
+    gone = []
+    for tmp in Path(folder).glob(f".{name}.tmp-*"):
+        pid = tmp.name.rsplit(".tmp-", 1)[1].split("-", 1)[0]
+        if tmp.is_dir() and (not pid.isdigit() or not _pid_alive(int(pid))):
+            shutil.rmtree(tmp, ignore_errors=True)
+            gone.append(tmp)
+    return gone
+
+
 @contextmanager
 def atomic_folder(out: Path, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary sibling folder; move it to ``out`` only if the block succeeds.
 
-    So a failed or interrupted write never leaves a half-written dataset at ``out``.
+    So a failed or interrupted write never leaves a half-written dataset at ``out``; what a killed writer left
+    (its process gone) is removed first. The folder gets the usual permissions (umask), not mkdtemp's 0700.
     """
     out = Path(out)
     if out.exists() and not overwrite:
         raise DatasetError(f"output folder {out} already exists (pass overwrite=True / --overwrite to replace it)")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    remove_dead_temporaries(out.parent, out.name)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-{os.getpid()}-", dir=out.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)
     try:
         yield tmp
     except BaseException:

@@ -86,6 +86,11 @@ class TrainConfig:
                 raise TrainingError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.samples < self.batch_size:
             raise TrainingError(f"samples ({self.samples}) must be at least one batch ({self.batch_size})")
+        n_train = self.scenes * len(self.objects)
+        if self.batch_size > n_train:
+            raise TrainingError(f"batch_size {self.batch_size} is larger than the {n_train} training scenes "
+                                f"({self.scenes} per object count x {len(self.objects)} counts): a contrastive batch "
+                                "needs distinct pairs; lower batch_size or raise n_scenes")
         if self.lr <= 0 or self.weight_decay < 0 or self.warmup < 0:
             raise TrainingError("lr must be > 0, weight_decay and warmup >= 0")
         p = self.size_prior
