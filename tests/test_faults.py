@@ -125,3 +125,14 @@ def test_an_orphan_check_is_quick(tmp_path: Path) -> None:
     with atomic_folder(tmp_path / "x") as tmp:
         (tmp / "f").write_text("1")
     assert time.perf_counter() - start < 5
+
+
+def test_a_run_whose_data_cannot_fit_in_memory_is_refused_before_work(tmp_path: Path, monkeypatch) -> None:
+    from clipscope_utils.training import loop, train
+
+    monkeypatch.setenv("CLIPSCOPE_CACHE", str(tmp_path))
+    monkeypatch.setattr(loop, "available_memory", lambda: 10**9)
+    cfg = TrainConfig(scenes=200_000, samples=65_536, batch_size=65_536)
+    with pytest.raises(TrainingError, match=r"needs at least 13\.1 GB of memory .* but 1\.0 GB are available"):
+        train(cfg, progress=False)
+    assert not any(tmp_path.rglob("state.pt"))

@@ -176,10 +176,10 @@ def build_lock(root: Path):
 
 
 def clean_leftovers(root: Path) -> list[Path]:
-    """What an interrupted build left behind: the HTML staging folder, half-written executed notebooks and
-    half-swapped HTML folders, temporary folders of killed generations in the cache. Removed at the start of every
-    build (under the lock); returns what was removed."""
-    found = [root / STAGING] if (root / STAGING).exists() else []
+    """What an earlier build left behind: the HTML staging folder, the partial notebooks of failures (each new
+    failure saves its own), half-written executed notebooks, half-swapped HTML folders and temporary folders of
+    killed generations in the cache. Removed at the start of every build (under the lock); returns what went."""
+    found = [p for p in (root / STAGING, root / FAILED) if p.exists()]
     found += sorted((root / EXECUTED).glob(".*.running.ipynb")) if (root / EXECUTED).is_dir() else []
     found += [p for p in (root / "_build" / "html.new", root / "_build" / "html.old") if p.exists()]
     for path in found:

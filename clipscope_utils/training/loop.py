@@ -100,7 +100,32 @@ def train(cfg: TrainConfig, progress: bool = True, stop_after_step: int | None =
     return cached_folder(folder, DONE, load_run, lambda out: _train(cfg, out, progress, stop_after_step, scenes))
 
 
+def available_memory() -> int:
+    """Bytes of memory this machine can still give (MemAvailable), or 0 when unknown."""
+    try:
+        with open("/proc/meminfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def check_memory(cfg: TrainConfig) -> None:
+    """Refuse before any work a run whose data alone cannot fit: the decoded training scenes (uint8) and one float
+    batch of images. A lower bound: activations come on top."""
+    side = cfg.image_size
+    need = cfg.scenes * len(cfg.objects) * 3 * side * side + cfg.batch_size * 3 * side * side * 4
+    free = available_memory()
+    if free and need > 0.8 * free:
+        raise TrainingError(f"this run needs at least {need / 1e9:.1f} GB of memory for its scenes and one batch "
+                            f"(activations come on top) but {free / 1e9:.1f} GB are available (the limit is 80 % "
+                            "of it); lower n_scenes or batch_size")
+
+
 def _train(cfg: TrainConfig, folder: Path, progress: bool, stop_after_step: int | None, scenes) -> None:
+    check_memory(cfg)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "config.json").write_text(json.dumps({"config": cfg.to_dict(), "key": cfg.key()}, indent=1))
 
