@@ -120,6 +120,8 @@ class ParamSpec:
             if isinstance(value, bool) or not isinstance(value, int):
                 fail(f"{value!r} is not an integer")
         elif self.type == "float":
+            if isinstance(value, str) and FLOAT.fullmatch(value.strip()):
+                value = float(value)  # YAML 1.1 reads 1e-06 (as the bounds print) as text
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 fail(f"{value!r} is not a finite number")
             value = float(value)
@@ -206,8 +208,6 @@ def parse_override(text: str) -> tuple[str, str, Any]:
         parsed = yaml.safe_load(value)
     except yaml.YAMLError as e:
         raise ParameterError(f"override {text!r}: value is not valid YAML ({e})") from None
-    if isinstance(parsed, str) and FLOAT.fullmatch(parsed.strip()):
-        parsed = float(parsed)  # YAML 1.1 reads 1e-06 as text; it is the number the bounds print
     return nb, param, parsed
 
 

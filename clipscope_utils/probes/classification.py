@@ -25,6 +25,7 @@ training class (ties to the smallest id). On skewed label sets (COCO) only the s
 
 from __future__ import annotations
 
+import warnings
 from typing import Sequence
 
 import numpy as np
@@ -113,7 +114,9 @@ def position_probe(
         x_train, x_test = scaler.transform(x[rows[~test]]), scaler.transform(x[rows[test]])
         for p in range(n):
             y_train, y_test = y[~test, p], y[test, p]
-            pred = LogisticRegression(C=C, max_iter=max_iter).fit(x_train, y_train).predict(x_test)
+            with warnings.catch_warnings():  # 63 class ids over few samples is the probe's design, not regression
+                warnings.filterwarnings("ignore", message="The number of unique classes is greater than 50%")
+                pred = LogisticRegression(C=C, max_iter=max_iter).fit(x_train, y_train).predict(x_test)
             values, counts = np.unique(y_train, return_counts=True)
             majority = values[np.argmax(counts)]  # np.unique sorts, argmax takes the first: smallest id
             out.append(pd.DataFrame({

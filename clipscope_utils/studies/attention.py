@@ -35,7 +35,7 @@ def attention_run(zoo: ModelZoo, names: Sequence[str], scenes: SceneSet, n_image
                   overlays: int = 4, device: str = "auto", seed: int = 0) -> AttentionRun:
     """The attention table of every model that has a CLS token (others skipped with the reason)."""
     frames, figures, skipped = [], {}, {}
-    for name, enc in zoo.encoders(names, device):
+    for name, enc in zoo.encoders(names, device, progress=False):
         try:
             att.vision_transformer(enc)
         except att.AttentionError as e:  # e.g. SigLIP (timm tower, attention-pooled): no CLS token to read

@@ -65,7 +65,7 @@ def _finetune_quiet(cfg: FinetuneConfig, zoo: ModelZoo) -> str:
 
 
 def finetune_many(configs: list[FinetuneConfig], zoo: ModelZoo | None = None, workers: int = 2,
-                  progress: bool = True) -> list[FinetunedModel]:
+                  progress: bool = False) -> list[FinetunedModel]:
     """Fine-tune every config (cached runs return at once), ``workers`` single-thread runs in parallel; the
     base is trained first if it is a self-trained CLIP not yet cached (``zoo``: the chapter's model zoo)."""
     zoo = zoo or ModelZoo()

@@ -26,14 +26,14 @@ from ..probes import report, retrieval
 from ..training import TrainedModel
 from . import pretraining as pt
 
-#: per probe: how its positions are labelled and what its figure is called
+#: per probe: how its positions are labelled
 PROBE_LABELS = {"TOR": retrieval.caption_labels, "cross-modal TOR": retrieval.caption_labels,
                 "IOR": retrieval.size_labels}
 
 
 def probe_checkpoints(jobs: list[tuple[dict, str]], scenes: SceneSet, template: str = "and",
                       probes: tuple[str, ...] = ("TOR", "IOR"), device: str = "auto",
-                      progress: bool = True) -> pd.DataFrame:
+                      progress: bool = False) -> pd.DataFrame:
     """Run the probes on each ``(tags, model name)`` job; every row carries its job's tags."""
     frames = []
     for tags, name in tqdm(jobs, desc="checkpoints", disable=not progress):
@@ -48,7 +48,7 @@ def probe_checkpoints(jobs: list[tuple[dict, str]], scenes: SceneSet, template: 
 
 
 def probe_runs(runs: Iterable[TrainedModel], scenes: SceneSet, template: str = "and", which: str = "all",
-               probes: tuple[str, ...] = ("TOR", "IOR"), device: str = "auto", progress: bool = True) -> pd.DataFrame:
+               probes: tuple[str, ...] = ("TOR", "IOR"), device: str = "auto", progress: bool = False) -> pd.DataFrame:
     """TOR / IOR / cross-modal TOR frames of every run and checkpoint, tagged ``order``, ``seed``, ``samples``."""
     jobs = [(dict(order=run.config.order, seed=run.config.seed, samples=s), name)
             for run in runs for s, name in run.checkpoint_names(which)]

@@ -35,7 +35,7 @@ def configs(block: Mapping, orders: Sequence[str] | None = None) -> list[TrainCo
 
 def train_runs(block: Mapping) -> list[TrainedModel]:
     """The block's runs, trained ``workers`` at a time (cached by their full configuration)."""
-    return train_many(configs(block), workers=block["workers"])
+    return train_many(configs(block), workers=block["workers"], progress=False)
 
 
 def eval_scenes(block: Mapping) -> SceneSet:

@@ -66,7 +66,7 @@ def text_probes(zoo: ModelZoo, names: Sequence[str], scenes: SceneSet, template:
     """TOR, TOC and Claim 1 for every model; cross-modal TOR for those with an image encoder."""
     categories = size_categories()
     tor, toc, claim1, xtor = [], [], [], []
-    for _, enc in zoo.encoders(names, device):
+    for _, enc in zoo.encoders(names, device, progress=False):
         tor.append(measure.tor(enc, scenes, template))
         toc.append(measure.toc(enc, scenes, template, toc_test_fraction, seed))
         claim1.append(measure.claim1_tor(enc, categories, claim1_sentences, template=template, seed=seed))
@@ -89,7 +89,7 @@ def image_probes(zoo: ModelZoo, names: Sequence[str], scenes: SceneSet, referenc
                  seed: int = 0) -> ImageProbes:
     """IOR, I2TOR and IOC for every model (all need an image encoder)."""
     ior, i2tor, ioc = [], [], []
-    for _, enc in zoo.encoders(names, device):
+    for _, enc in zoo.encoders(names, device, progress=False):
         ior.append(measure.ior(enc, scenes, reference_size))
         i2tor.append(measure.i2tor(enc, scenes, template))
         ioc.append(measure.ioc(enc, scenes, ioc_test_fraction, seed))
@@ -100,7 +100,7 @@ def matching(zoo: ModelZoo, names: Sequence[str], scenes: SceneSet, template: st
              device: str = "auto", seed: int = 0) -> pd.DataFrame:
     """Both scenarios of paper A section 5.1 for every model: one row per (image, scenario) with ``hit``."""
     frames = [measure.image_text_matching(enc, scenes, scenario, template, replace, seed)
-              for _, enc in zoo.encoders(names, device) for scenario in SCENARIOS]
+              for _, enc in zoo.encoders(names, device, progress=False) for scenario in SCENARIOS]
     return pd.concat(frames, ignore_index=True)
 
 

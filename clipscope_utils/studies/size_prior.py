@@ -131,7 +131,7 @@ def jobs(prior_runs, control_runs) -> list[tuple[dict, str]]:
 
 
 def probe(jobs_: list[tuple[dict, str]], scenes, captions: pd.DataFrame, prior: Sequence[str],
-          template: str = "and", device: str = "auto", progress: bool = True,
+          template: str = "and", device: str = "auto", progress: bool = False,
           zoo: ModelZoo | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The text (mixed captions) and image (prior-free scenes) frames of every job, tagged with its tags."""
     zoo = zoo or ModelZoo()
@@ -294,7 +294,7 @@ class PriorExperiment:
 
 
 def run(controls, priors, scenes, per_count: int, template: str = "and", workers: int = 2,
-        device: str = "auto", n_boot: int = 1000, seed: int = 0, progress: bool = True) -> PriorExperiment:
+        device: str = "auto", n_boot: int = 1000, seed: int = 0, progress: bool = False) -> PriorExperiment:
     """Train the prior runs (and their controls, usually cached), probe both sides, tabulate.
 
     ``scenes`` are prior-free evaluation scenes (``scene_spec(cfg, "eval")``); the mixed captions take

@@ -83,7 +83,8 @@ def _build(cfg: TrainConfig):
                             f"the config asks for {cfg.image_size} px scenes")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
-        model = open_clip.create_model(cfg.model, pretrained=None, output_dict=True)
+        with registry.quiet_open_clip():  # no pretrained weights, on purpose: trained from scratch
+            model = open_clip.create_model(cfg.model, pretrained=None, output_dict=True)
     tokenizer = open_clip.get_tokenizer(cfg.model)
     return model, tokenizer
 
