@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PROFILE ?= default
 STAMP := $(VENV)/.clipscope-installed
 
-.PHONY: setup book smoke test unit nbval benchmark clean
+.PHONY: setup book smoke rehearsal test unit nbval benchmark clean
 
 setup: $(STAMP)
 
@@ -30,7 +30,12 @@ unit: setup
 nbval: smoke
 	$(PY) -m pytest -q -p no:cacheprovider --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg book/executed/*.ipynb
 
-test: unit nbval
+# The paper profile's real code paths on stand-ins (random weights of the real architectures in the Hugging
+# Face cache, generated data in the real layouts): every chapter, every real-data branch; numbers mean nothing.
+rehearsal: setup
+	$(PY) -m clipscope_utils.book build --profile rehearsal
+
+test: unit nbval rehearsal
 
 benchmark: setup
 	$(PY) -m pip install --quiet -e '.[benchmark]'

@@ -596,9 +596,11 @@ def plot_overlays(encoder: Any, scenes, image_ids: Sequence[str], variants: Sequ
                              squeeze=False)
     objects = scenes.objects.sort_values(["image_id", "object_index"])
     for c, image_id in enumerate(ids):
-        img = np.asarray(_to_input(scenes.image(image_id).convert("RGB"), size, mode, nearest=False))
-        mask = scenes.mask(image_id)
+        image = scenes.image(image_id).convert("RGB")
+        img = np.asarray(_to_input(image, size, mode, nearest=False))
         objs = objects[objects.image_id == image_id]
+        # real datasets (COCO) store boxes, not masks: the outlines are then the boxes'
+        mask = scenes.mask(image_id) if region == "mask" else _box_labels(objs, (image.height, image.width))
         roles = _roles(objs)
         if region == "mask":
             cov = patch_masks(mask, g, size, image_hw=mask.shape, n_objects=len(objs), resize_mode=mode)
@@ -627,6 +629,14 @@ def plot_overlays(encoder: Any, scenes, image_ids: Sequence[str], variants: Sequ
     fig.tight_layout()
     fig.colorbar(im, ax=axes[1:, :].ravel().tolist(), shrink=0.8, label="× uniform (1 = 1/P)")
     return fig
+
+
+def _box_labels(objects: pd.DataFrame, hw: tuple[int, int]) -> np.ndarray:
+    """A label map drawn from boxes (``k + 1`` inside the box of the k-th row, later rows on top) for outlines."""
+    labels = np.zeros(hw, dtype=np.uint8)
+    for k, (x0, y0, x1, y1) in enumerate(objects[["x0", "y0", "x1", "y1"]].to_numpy()):
+        labels[max(int(y0), 0):max(int(y1), 0), max(int(x0), 0):max(int(x1), 0)] = k + 1
+    return labels
 
 
 def _to_input(image, size: int, mode: str, nearest: bool):

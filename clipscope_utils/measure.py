@@ -8,6 +8,8 @@ decided above this layer (:mod:`clipscope_utils.zoo`); the metrics themselves li
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 import pandas as pd
 
@@ -29,27 +31,58 @@ def _retrieve(enc: Encoder, probe: str, q: pd.DataFrame, query_emb: np.ndarray, 
     return _tag(frame, enc, probe)
 
 
-def tor(enc: Encoder, scenes: SceneSet, template: str = "and") -> pd.DataFrame:
-    """TOR: multi-object caption -> nearest single-object caption, per caption position."""
-    q = inputs.caption_queries(scenes, template)
+def tor(enc: Encoder, scenes: SceneSet, template: str = "and", query_template: str | None = None) -> pd.DataFrame:
+    """TOR: multi-object caption -> nearest single-object caption, per caption position.
+
+    Queries are the dataset's captions of ``query_template`` (default ``template``; COCO's are "coco"),
+    references one single-object caption per class in ``template`` (e.g. "and" or the authors' "bare").
+    """
     refs = inputs.single_captions(scenes.classes, template)
+    q = inputs.caption_queries(scenes, query_template or template)
     return _retrieve(enc, "TOR", q, texts(enc, q.text.tolist()), refs, texts(enc, refs.text.tolist()))
 
 
-def cross_modal_tor(enc: Encoder, scenes: SceneSet, template: str = "and", reference_size: str = "large"):
-    """TOR against single-object *images*: no shared token prefix between query and reference."""
+def tor_combinations(enc: Encoder, classes: Sequence[str], objects: Sequence[int], template: str = "bare",
+                     limit: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """The authors' TOR: captions over class combinations (``limit`` per object count, seeded order) against
+    single captions of the same template; no dataset needed."""
+    q = pd.concat([inputs.class_combinations(list(classes), n, limit, seed, template) for n in objects],
+                  ignore_index=True)
+    refs = inputs.single_captions(list(classes), template)
+    return _retrieve(enc, "TOR (class combinations)", q, texts(enc, q.text.tolist()), refs,
+                     texts(enc, refs.text.tolist()))
+
+
+def cross_modal_tor(enc: Encoder, scenes: SceneSet, template: str = "and", reference_size: str = "large",
+                    notes: list[str] | None = None) -> pd.DataFrame:
+    """TOR against single-object *images*: no shared token prefix between query and reference.
+
+    Captions naming a class without a reference image are left out; the line saying so goes to ``notes``.
+    """
     need_images(enc, "cross-modal TOR")
-    q = inputs.caption_queries(scenes, template)
     refs = inputs.reference_images(scenes, reference_size)
+    q, note = inputs.covered_queries(inputs.caption_queries(scenes, template), refs.class_id, scenes.classes,
+                                     "cross-modal TOR", "captions")
+    _note(notes, note)
     return _retrieve(enc, "cross-modal TOR", q, texts(enc, q.text.tolist()), refs, images(enc, refs.path.tolist()))
 
 
-def ior(enc: Encoder, scenes: SceneSet, reference_size: str = "large") -> pd.DataFrame:
-    """IOR: multi-object image -> nearest single-object image, per object (large first)."""
+def ior(enc: Encoder, scenes: SceneSet, reference_size: str = "large", notes: list[str] | None = None) -> pd.DataFrame:
+    """IOR: multi-object image -> nearest single-object image, per object (large first).
+
+    Images holding a class without a reference image are left out; the line saying so goes to ``notes``.
+    """
     need_images(enc, "IOR")
-    q = inputs.image_queries(scenes)
     refs = inputs.reference_images(scenes, reference_size)
+    q, note = inputs.covered_queries(inputs.image_queries(scenes), refs.class_id, scenes.classes, "IOR", "images")
+    _note(notes, note)
     return _retrieve(enc, "IOR", q, images(enc, q.path.tolist()), refs, images(enc, refs.path.tolist()))
+
+
+def _note(notes: list[str] | None, line: str | None) -> None:
+    """Append ``line`` once: a study passes one list for all its models, which leave out the same queries."""
+    if notes is not None and line and line not in notes:
+        notes.append(line)
 
 
 def i2tor(enc: Encoder, scenes: SceneSet, template: str = "and") -> pd.DataFrame:
@@ -78,16 +111,26 @@ def ioc(enc: Encoder, scenes: SceneSet, test_fraction: float = 0.3, seed: int = 
 
 
 def image_text_matching(enc: Encoder, scenes: SceneSet, scenario: str, template: str = "and",
-                        replace: str = "large", seed: int = 0) -> pd.DataFrame:
-    """Paper A section 5.1: does the image prefer its correct caption over a one-object swap?"""
+                        replace: str = "authors", seed: int = 0, rephrase: matching.Rephrase | None = None,
+                        notes: list[str] | None = None) -> pd.DataFrame:
+    """Paper A section 5.1: does the image prefer its correct caption over a one-object swap?
+
+    ``replace`` picks how pairs are built and ties scored (:mod:`~clipscope_utils.probes.matching`);
+    ``rephrase`` replaces every caption by its rephrasing (a mapping or a callable on the caption list).
+    Lines on skipped images and unrephrased captions go to ``notes``.
+    """
     need_images(enc, "image-text matching")
     multi = scenes.multi()
+    lines: list[str] = []
     pairs = matching.matching_pairs(multi.objects, scenes.classes, scenario, template=template,
-                                    replace=replace, seed=seed)
+                                    replace=replace, seed=seed, notes=lines)
+    pairs = matching.rephrased(pairs, rephrase, notes=lines)
+    for line in lines:
+        _note(notes, line)
     paths = multi.images.set_index("image_id").path
-    image_emb = images(enc, [str(scenes.root / paths[i]) for i in pairs.image_id])
-    hits = matching.matching_hits(image_emb, texts(enc, pairs.correct_text.tolist()),
-                                  texts(enc, pairs.incorrect_text.tolist()))
+    image_emb = _once(images, enc, [str(scenes.root / p) for p in paths[pairs.image_id]])
+    hits = matching.matching_hits(image_emb, _once(texts, enc, pairs.correct_text.tolist()),
+                                  _once(texts, enc, pairs.incorrect_text.tolist()), tie=matching.TIE_CREDIT[replace])
     return _tag(pairs.assign(hit=hits), enc, "matching")
 
 
@@ -124,6 +167,14 @@ def explore(enc: Encoder, text: str, classes: list[str], template: str = "and", 
     order = np.argsort(-scores, kind="stable")[:top]
     return pd.DataFrame({"rank": range(1, len(order) + 1), "object": refs.class_name.to_numpy()[order],
                          "cosine": scores[order].round(4)})
+
+
+def _once(embed, enc: Encoder, items: list[str]) -> np.ndarray:
+    """Embeddings of ``items`` in order, each distinct item embedded once (the authors' pairs repeat an image
+    and its correct caption once per absent class)."""
+    distinct = list(dict.fromkeys(items))
+    at = {item: i for i, item in enumerate(distinct)}
+    return embed(enc, distinct)[[at[item] for item in items]]
 
 
 EMBED_PROGRESS = False  # per-call embedding bars; set True when running one large model interactively

@@ -23,6 +23,7 @@ from .models.base import Encoder, ModelError, ModelSpec
 from .training import ORDERS, TrainConfig, TrainingError, train, train_many
 
 TRAINED = "trained:"
+OPTIONAL = "?"  # a name ending in "?" is optional: a chapter skips it, with a note, when its weights are absent
 DEFAULT_SEED = 0
 #: pretraining-chapter parameter -> TrainConfig field: the knobs that decide what a ``trained:`` model is
 TRAINING_KNOBS = {"model": "model", "family": "family", "objects": "objects", "n_scenes": "scenes",
@@ -56,6 +57,11 @@ def parse_external(entries: Iterable[str]) -> list[tuple[int, str]]:
     return out
 
 
+def is_optional(name) -> bool:
+    """Whether a model name is marked optional (``"simcse?"``): skipped with a note when absent, never an error."""
+    return isinstance(name, str) and name.strip().endswith(OPTIONAL)
+
+
 def describe_training(cfg: TrainConfig) -> str:
     """One line naming what a self-trained CLIP was trained on, for model tables, checks and provenance."""
     return (f"{cfg.model} trained from scratch on {cfg.family} scenes ({cfg.scenes} per object count, objects "
@@ -68,6 +74,7 @@ class ModelZoo:
     """Resolves and loads every model name of the book; ``training`` is the template of ``trained:`` names."""
 
     training: TrainConfig = field(default_factory=training_template)
+    skipped: list[str] = field(default_factory=list, compare=False)  # notes on optional models not on this machine
 
     @classmethod
     def from_pretraining(cls, pretraining: Mapping | None) -> "ModelZoo":
@@ -86,9 +93,10 @@ class ModelZoo:
 
     def resolve(self, name: str | ModelSpec) -> ModelSpec:
         """A name's spec (cheap: nothing is loaded or trained); ``trained:`` names carry their config key."""
-        if isinstance(name, ModelSpec) or not (isinstance(name, str) and name.strip().startswith(TRAINED)):
+        if isinstance(name, str):
+            name = name.strip().removesuffix(OPTIONAL).strip()
+        if isinstance(name, ModelSpec) or not name.startswith(TRAINED):
             return registry.resolve(name)
-        name = name.strip()
         parts = name[len(TRAINED):].split(":")
         if len(parts) > 2 or parts[0] not in ORDERS:
             raise ModelError(f"model {name!r}: expected 'trained:<order>[:<seed>]' with order one of {list(ORDERS)}.")
@@ -115,7 +123,7 @@ class ModelZoo:
             spec = self.resolve(name)
             if need_images and spec.kind != "clip":
                 raise ModelError(f"model {name!r} is text-only; this chapter needs an image encoder")
-            out.append(spec.name)
+            out.append(spec.name + (OPTIONAL if is_optional(name) else ""))
             # an hf-hub model's architecture is only known once its config is downloaded: no control then
             if controls and spec.kind == "clip" and spec.source not in ("random", "hf-hub"):
                 out.append(registry.resolve(f"random:{spec.arch}").name)
@@ -128,7 +136,8 @@ class ModelZoo:
         for name in names:
             spec = self.resolve(name)
             cfg = self.config_of(spec)
-            rows.append({"model": spec.name, "kind": spec.kind, "resolves to": spec.describe(),
+            rows.append({"model": spec.name + (" (optional)" if is_optional(name) else ""), "kind": spec.kind,
+                         "resolves to": spec.describe(),
                          "paper row": spec.paper_name or "–",
                          "role": "random-init control" if spec.source == "random" else
                                  "text-only baseline" if spec.kind == "text" else "CLIP",
@@ -156,11 +165,24 @@ class ModelZoo:
 
     def encoders(self, names: Iterable[str], device: str = "auto",
                  progress: bool = True) -> Iterator[tuple[str, Encoder]]:
-        """Load one model at a time (memory of one model at most), in the order given."""
+        """Load one model at a time (memory of one model at most), in the order given.
+
+        An optional name (``"simcse?"``) whose weights are not on this machine is skipped: the reason goes to
+        :attr:`skipped`, which the chapter shows, and the rest of the chapter runs.
+        """
         names = list(names)
         self.train_missing(names, progress=progress)
         for name in tqdm(names, desc="models", unit="model", disable=not progress):
-            enc = self.load(name, device=device)
-            yield name, enc
+            try:
+                enc = self.load(name, device=device)
+            except ModelError as e:
+                if not is_optional(name):
+                    raise
+                why = str(e).split(": ", 1)[-1].split(". ")[0]  # the reason, without paths (pages show it)
+                note = f"{self.resolve(name).name} (optional) was skipped: {why}"
+                if note not in self.skipped:
+                    self.skipped.append(note)
+                continue
+            yield name.removesuffix(OPTIONAL), enc
             del enc
             gc.collect()

@@ -20,6 +20,12 @@ def test_paper_form_and_articles() -> None:
         caption(["cat"], "poem")
 
 
+def test_bare_template_uses_raw_names() -> None:
+    assert caption(["person", "bicycle", "car"], "bare") == "person and bicycle and car"
+    assert caption(["person"], "bare") == "person"
+    assert caption(["traffic_light", "scissors", "apple"], "bare") == "traffic light and scissors and apple"
+
+
 @pytest.mark.parametrize("policy", ["largest_first", "largest_last", "random"])
 def test_order_policies_are_permutations_with_the_largest_where_asked(policy: str) -> None:
     ranks = [2, 2, 1, 2]

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from clipscope_utils.datasets.coco import (
-    MentionFinder, load_coco, load_synonyms, mention_terms, plurals,
+    COCO_CATEGORY_IDS, MentionFinder, load_coco, load_synonyms, mention_terms, plurals,
 )
 from clipscope_utils.datasets.tables import CAPTION_COLUMNS, IMAGE_COLUMNS, OBJECT_COLUMNS, DatasetError, SceneSet
 
@@ -227,6 +227,28 @@ def test_missing_image_folder(coco: Path) -> None:
     shutil.rmtree(coco / "val2017")
     with pytest.raises(DatasetError, match="image folder .*val2017 is missing"):
         load_coco(coco)
+
+
+def test_missing_image_files_are_named_before_any_table_is_built(coco: Path, tmp_path: Path) -> None:
+    kept = load_coco(coco, min_mentions=0).images.path.tolist()
+    (coco / "val2017" / "000000000107.jpg").unlink()  # "An empty room.": not kept with min_mentions=2
+    assert len(load_coco(coco).images) == len(load_coco(coco, min_mentions=1).images)
+    with pytest.raises(DatasetError, match=r"1 of the 7 COCO images .*\['000000000107.jpg'\].*val2017.*"
+                                           r"val2017\.zip.*images_dir"):
+        load_coco(coco, min_mentions=0)
+    for name in kept[:6]:
+        (coco / "val2017" / name).unlink()
+    with pytest.raises(DatasetError, match=r"7 of the 7 .*'000000000101.jpg', .*'000000000105.jpg'\]"):
+        load_coco(coco, min_mentions=0)
+    # images_dir pointing at another folder holding them
+    elsewhere = tmp_path / "images"
+    write_coco(tmp_path / "copy")
+    shutil.copytree(tmp_path / "copy" / "val2017", elsewhere)
+    assert len(load_coco(coco, min_mentions=0, images_dir=elsewhere).images) == 7
+
+
+def test_category_id_table_is_coco_2017() -> None:
+    assert COCO_CATEGORY_IDS == COCO_CATEGORIES
 
 
 @pytest.mark.parametrize("kind, section", [("instances", "categories"), ("instances", "images"),

@@ -11,6 +11,7 @@ from clipscope_utils import measure as ex
 from clipscope_utils.models import ModelError
 from clipscope_utils.models.registry import load_model
 from clipscope_utils.probes import ProbeError
+from clipscope_utils.studies import probes as study
 from clipscope_utils.zoo import ModelZoo
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,10 +66,81 @@ def test_image_probes_and_matching_run_on_a_random_init_clip(scenes, tiny) -> No
     assert (first == large.loc[first.index]).all()
     assert len(ex.i2tor(tiny, scenes)) == len(ior)
     assert len(ex.cross_modal_tor(tiny, scenes)) == len(ex.tor(tiny, scenes))
-    pairs = ex.image_text_matching(tiny, scenes, "second")
-    assert len(pairs) == 12 and set(pairs.hit) <= {0.0, 0.5, 1.0}
+    pairs = ex.image_text_matching(tiny, scenes, "second")  # the authors' pairs: one per absent class
+    k = len(scenes.classes)
+    assert len(pairs) == 6 * (k - 2) + 6 * (k - 3) and set(pairs.hit) <= {0.0, 1.0}  # a tie fails
+    assert (pairs.pairing == "authors").all() and pairs.correct_text.equals(pairs.correct_source_text)
+    large = ex.image_text_matching(tiny, scenes, "second", replace="large")
+    assert len(large) == 12 and set(large.hit) <= {0.0, 0.5, 1.0}
     with pytest.raises(ProbeError, match="image encoder"):
         ex.ior(load_model("glove"), scenes)
+
+
+def test_tor_queries_and_references_may_use_different_templates(scenes, glove) -> None:
+    frame = ex.tor(glove, scenes, "bare", query_template="and")
+    assert len(frame) == len(ex.tor(glove, scenes, "and"))
+    assert np.allclose(frame.groupby("query_id").own.sum(), 1.0)
+    with pytest.raises(ProbeError, match="no single-object form"):
+        ex.tor(glove, scenes, "coco")
+
+
+def test_tor_over_class_combinations(glove) -> None:
+    classes = ["person", "bicycle", "car", "dog", "traffic_light", "cat"]
+    frame = ex.tor_combinations(glove, classes, [2, 3], limit=8, seed=1)
+    assert set(frame.probe) == {"TOR (class combinations)"}
+    assert frame.groupby("n_objects").query_id.nunique().to_dict() == {2: 8, 3: 8}
+    again = ex.tor_combinations(glove, classes, [2, 3], limit=8, seed=1)
+    assert frame.equals(again)
+
+
+def test_ior_leaves_out_images_whose_classes_lack_a_reference(scenes, tiny) -> None:
+    gone = int(scenes.objects[scenes.objects.image_id.isin(scenes.multi().images.image_id)].class_id.iloc[0])
+    singles = scenes.objects[scenes.objects.image_id.isin(scenes.singles().images.image_id)]
+    drop = set(singles[singles.class_id == gone].image_id)
+    partial = scenes.subset(set(scenes.images.image_id) - drop)
+    notes: list[str] = []
+    frame = ex.ior(tiny, partial, notes=notes)
+    multi = scenes.multi().objects
+    lacking = multi[multi.class_id == gone].image_id.nunique()
+    assert frame.query_id.nunique() == 12 - lacking and gone not in set(frame.class_id)
+    assert notes == [f"IOR: {lacking} of 12 images left out: their classes lack a reference image "
+                     f"(e.g. {scenes.classes[gone]!r})"]
+    ex.ior(tiny, partial, notes=notes)
+    assert len(notes) == 1  # a second model adds no second copy of the line
+    xnotes: list[str] = []
+    ex.cross_modal_tor(tiny, partial, notes=xnotes)
+    assert xnotes and xnotes[0].startswith("cross-modal TOR: ") and "captions left out" in xnotes[0]
+
+
+def test_matching_rephrase_through_the_measure(scenes, tiny) -> None:
+    notes: list[str] = []
+    pairs = ex.image_text_matching(tiny, scenes, "first", replace="large", rephrase=lambda texts: [t.upper() for t in texts],
+                                   notes=notes)
+    assert (pairs.correct_text == pairs.correct_source_text.str.upper()).all() and not notes
+    some = {pairs.correct_source_text.iloc[0]: "a rephrased caption"}
+    again = ex.image_text_matching(tiny, scenes, "first", replace="large", rephrase=some, notes=notes)
+    assert (again.correct_text == "a rephrased caption").sum() >= 1
+    assert len(notes) == 1 and notes[0].startswith("rephrase (first scenario): ")
+
+
+def test_studies_tables_by_measure_with_the_paper_beside_own(scenes, module_cache) -> None:
+    zoo = ModelZoo()
+    text = study.text_probes(zoo, ["glove"], scenes, claim1_sentences=3, cross_modal=False,
+                             combination_objects=[2], combination_limit=5)
+    t = text.tables(n_boot=20)
+    assert (t.tor.own.measure == "own").all() and (t.tor.top1.position == 0).any()
+    assert t.combinations is not None and (t.combinations.own.n == 5).all()
+    assert t.table5 is None and t.cross_modal is None  # no 4-object scenes here
+    with pytest.raises(ProbeError, match="paper_dataset"):
+        text.tables(paper_dataset="coco")
+    images = study.image_probes(zoo, ["random:clipscope-tiny"], scenes)
+    it = images.tables(n_boot=20, paper_dataset="COCO")
+    assert set(it.ior.all().measure) == {"own", "top1", "conditional"} and it.notes == []
+    m = study.matching(zoo, ["random:clipscope-tiny"], scenes, rephrase=lambda texts: [t + "." for t in texts])
+    mt = m.tables(n_boot=20)
+    assert set(mt.pooled.scenario) == {"first", "second"} and (mt.pooled.n == 12).all()
+    assert (mt.pooled.n_pairs > mt.pooled.n).all() and "paper" in mt.pooled
+    assert m.frame.correct_text.str.endswith(".").all()
 
 
 def test_claim1_pairs_large_and_small_first_sentences(glove) -> None:

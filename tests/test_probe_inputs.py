@@ -1,12 +1,15 @@
 """Glue from datasets to probes, paper numbers beside measured ones, and the report tables."""
 
+from itertools import combinations
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from clipscope_utils import paper
 from clipscope_utils.datasets import SceneSpec, generate
-from clipscope_utils.probes import ProbeError, inputs, report
+from clipscope_utils.probes import ProbeError, inputs, report, retrieval
+from clipscope_utils.probes.retrieval import object_retrieval
 
 
 @pytest.fixture(scope="module")
@@ -17,7 +20,7 @@ def scenes(tmp_path_factory):
 
 def test_caption_queries_follow_caption_order_by_class_id(scenes) -> None:
     q = inputs.caption_queries(scenes, "and")
-    assert len(q) == 8 and set(q.n_objects) == {2, 3}
+    assert len(q) == 8 and set(q.n_objects) == {2, 3} and q.query_id.equals(q.image_id)
     caps = scenes.captions.set_index(["image_id", "template"])
     for row in q.itertuples():
         names = caps.loc[(row.query_id, "and"), "order"].split("|")
@@ -50,8 +53,69 @@ def test_reference_images_pick_one_size_per_class(scenes) -> None:
 def test_single_captions_use_the_query_template() -> None:
     refs = inputs.single_captions(["apple", "cat"], "photo")
     assert refs.text.tolist() == ["a photo of an apple", "a photo of a cat"]
-    with pytest.raises(ProbeError):
-        inputs.single_captions(["cat"], "nope")
+    bare = inputs.single_captions(["person", "traffic_light", "The_Eiffel_Tower"], "bare")
+    assert bare.text.tolist() == ["person", "traffic light", "The Eiffel Tower"]
+    with pytest.raises(ProbeError, match="no single-object form.*query template"):
+        inputs.single_captions(["cat"], "coco")
+
+
+def test_caption_queries_take_several_captions_per_image_and_need_two_objects(scenes) -> None:
+    multi = scenes.multi()
+    two = multi.images.image_id.iloc[0]
+    order = multi.captions[(multi.captions.image_id == two) & (multi.captions.template == "and")].order.iloc[0]
+    names = order.split("|")
+    extra = pd.DataFrame({"image_id": [two, two, two], "template": "coco",
+                          "text": ["first", "only one", "second"],
+                          "order": ["|".join(names[::-1]), names[0], "|".join(names[:2])]})
+    lone = multi.images.image_id.iloc[1]
+    lone_order = multi.captions[(multi.captions.image_id == lone) & (multi.captions.template == "and")].order.iloc[0]
+    extra = pd.concat([extra, pd.DataFrame({"image_id": [lone, lone], "template": "coco", "text": ["mine", "none"],
+                                            "order": [lone_order, ""]})])
+    scenes2 = type(scenes)(scenes.root, scenes.classes, scenes.images, scenes.objects,
+                           pd.concat([scenes.captions, extra], ignore_index=True))
+    q = inputs.caption_queries(scenes2, "coco")
+    assert q.query_id.tolist() == [f"{two}#1", f"{two}#3", lone]  # "#k" only where an image has several
+    assert q.image_id.tolist() == [two, two, lone] and q.text.tolist() == ["first", "second", "mine"]
+    index = {n: i for i, n in enumerate(scenes.classes)}
+    assert q.objects.iloc[0] == tuple(index[n] for n in names[::-1])  # caption order, not image order
+    assert q.n_objects.tolist() == [len(names), 2, len(lone_order.split("|"))]
+    single = extra.assign(order=names[0])
+    with pytest.raises(ProbeError, match="names two or more objects"):
+        inputs.caption_queries(type(scenes)(scenes.root, scenes.classes, scenes.images, scenes.objects, single), "coco")
+
+
+def test_class_combinations_all_or_a_seeded_sample_in_seeded_orders() -> None:
+    classes = ["person", "bicycle", "car", "dog", "traffic_light"]
+    every = inputs.class_combinations(classes, 3, limit=10, seed=0)
+    assert len(every) == 10 and (every.n_objects == 3).all()
+    assert {frozenset(o) for o in every.objects} == {frozenset(c) for c in combinations(range(5), 3)}
+    assert list(every.columns) == ["query_id", "n_objects", "text", "objects"] and every.query_id.is_unique
+    row = every.iloc[0]
+    assert row.text == " and ".join(classes[c].replace("_", " ") for c in row.objects)
+    assert len({o[0] for o in every.objects}) > 2  # position is not tied to class index
+    sample = inputs.class_combinations(classes, 3, limit=4, seed=1)
+    assert len(sample) == 4 and len({frozenset(o) for o in sample.objects}) == 4  # distinct combinations
+    pd.testing.assert_frame_equal(sample, inputs.class_combinations(classes, 3, limit=4, seed=1))
+    draws = {tuple(inputs.class_combinations(classes, 3, limit=4, seed=s).objects) for s in range(6)}
+    assert len(draws) > 1
+    big = inputs.class_combinations([f"c{i}" for i in range(40)], 4, limit=300, seed=0)
+    assert len({frozenset(o) for o in big.objects}) == 300 and all(len(set(o)) == 4 for o in big.objects)
+    assert inputs.class_combinations(classes, 2, limit=3, template="and").text.str.startswith("a").all()
+    with pytest.raises(ProbeError, match="n_objects"):
+        inputs.class_combinations(classes, 6, limit=3)
+    with pytest.raises(ProbeError, match="limit"):
+        inputs.class_combinations(classes, 2, limit=0)
+
+
+def test_covered_queries_leave_out_classes_without_a_reference() -> None:
+    q = pd.DataFrame({"query_id": ["a", "b", "c"], "objects": [(0, 1), (1, 2), (0, 3)]})
+    kept, note = inputs.covered_queries(q, [0, 1, 2], ["cat", "dog", "car", "toaster"], "IOR")
+    assert kept.query_id.tolist() == ["a", "b"]
+    assert note == "IOR: 1 of 3 images left out: their classes lack a reference image (e.g. 'toaster')"
+    same, none = inputs.covered_queries(q, [0, 1, 2, 3], ["cat", "dog", "car", "toaster"], "IOR")
+    assert none is None and same is q
+    with pytest.raises(ProbeError, match="every one of the 3 captions"):
+        inputs.covered_queries(q, [5], ["cat", "dog", "car", "toaster"], "cross-modal TOR", "captions")
 
 
 def test_published_tables_are_fractions_per_position() -> None:
@@ -68,7 +132,8 @@ def test_published_tables_are_fractions_per_position() -> None:
 
 def test_beside_joins_only_matching_model_cell_and_object_count() -> None:
     measured = pd.DataFrame({"paper_model": ["CLIP LAION", "CLIP LAION", "", "CLIP LAION"],
-                             "position": [1, 2, 1, 1], "n_objects": [4, 4, 4, 3], "rate": [0.5, 0.2, 0.3, 0.6]})
+                             "position": [1, 2, 1, 1], "n_objects": [4, 4, 4, 3], "rate": [0.5, 0.2, 0.3, 0.6],
+                             "measure": "own"})
     out = paper.beside(measured, "TOR", on="position", table=1)
     assert out.paper.iloc[0] == pytest.approx(0.6396) and out.paper.iloc[1] == pytest.approx(0.2159)
     assert np.isnan(out.paper.iloc[2]) and np.isnan(out.paper.iloc[3])
@@ -76,6 +141,42 @@ def test_beside_joins_only_matching_model_cell_and_object_count() -> None:
     t5 = paper.beside(out, "TOR", on="position", table=5)  # a second table replaces the first's numbers
     assert list(t5.columns).count("paper") == 1 and t5.paper.isna().all()
 
+
+def test_paper_numbers_stand_only_beside_the_own_measure() -> None:
+    rows = pd.DataFrame({"paper_model": "CLIP LAION", "position": [1, 1, 1], "n_objects": 4, "rate": 0.5,
+                         "measure": ["own", "top1", "conditional"]})
+    out = report.with_paper(rows, "TOR", table_no=1)
+    assert out.paper.iloc[0] == pytest.approx(0.6396) and out.paper.iloc[1:].isna().all()
+    with pytest.raises(ProbeError, match="never shown beside another measure"):
+        report.with_paper(rows[rows.measure != "own"], "TOR", table_no=1)
+    with pytest.raises(ProbeError, match="lacks column 'measure'"):
+        report.with_paper(rows.drop(columns="measure"), "TOR", table_no=1)
+    pairs = pd.DataFrame({"paper_model": "CLIP openAI", "scenario": ["first", "first"], "rate": 0.9,
+                          "pairing": ["authors", "large"]})
+    m = report.with_paper(pairs, "image_text_matching", on="scenario", table_no=6)
+    assert m.paper.iloc[0] == pytest.approx(0.9959) and np.isnan(m.paper.iloc[1])
+    coco = report.with_paper(pairs, "image_text_matching", on="scenario", table_no=6, dataset="COCO")
+    assert coco.paper.iloc[0] == pytest.approx(0.635)
+
+
+def test_table5_clip_row_is_openai_clip() -> None:
+    t5 = paper.published("TOR", table=5)
+    assert set(t5.paper_model) == {"CLIP openAI", "SBERT", "SimCSE"}
+    rows = pd.DataFrame({"paper_model": ["CLIP openAI", "SBERT"], "position": 1, "n_objects": 4, "measure": "own"})
+    assert report.with_paper(rows, "TOR", table_no=5).paper.tolist() == pytest.approx([0.5628, 0.2902])
+
+
+def test_measure_tables_give_every_measure_and_the_paper_beside_own_only() -> None:
+    rng = np.random.default_rng(0)
+    objects = [list(rng.choice(8, size=4, replace=False)) for _ in range(60)]
+    f = object_retrieval(rng.normal(size=(60, 8)), objects, np.eye(8), range(8))
+    f = f.assign(model="m", paper_model="CLIP LAION")
+    t = report.measure_tables(f, retrieval.caption_labels, task="TOR", table_no=1, n_boot=50)
+    assert (t.own.measure == "own").all() and t.own.paper.notna().all() and (t.own.position > 0).all()
+    assert (t.top1.position == 0).any() and "paper" not in t.top1
+    assert (t.conditional.position > 0).all() and (t.conditional.measure == "conditional").all()
+    assert set(t.all().measure) == {"own", "top1", "conditional"}
+    assert "paper" not in report.measure_tables(f, n_boot=10).own
 
 def _table(rates, cis, n=100, model="m"):
     return pd.DataFrame({"model": model, "n_objects": 3, "position": range(1, len(rates) + 1),

@@ -100,3 +100,24 @@ def test_the_books_profiles_are_valid(name: str) -> None:
 
     profile = load_profile(ROOT / "profiles", name, toc_notebooks(ROOT))
     assert set(profile.params) == set(toc_notebooks(ROOT))
+
+
+def test_notice_standins_and_environment_are_inherited_and_checked(profiles: Path) -> None:
+    write(profiles, "rehearse", {"extends": "big", "notice": "stand-ins", "standins": ".cache/x",
+                                 "environment": {"HF_HUB_OFFLINE": 1}})
+    write(profiles, "child", {"extends": "rehearse", "notebooks": {"nb": {"n": 2}}})
+    p = load_profile(profiles, "child", ["nb"])
+    assert (p.notice, p.standins, p.environment) == ("stand-ins", ".cache/x", {"HF_HUB_OFFLINE": "1"})
+    assert load_profile(profiles, "big", ["nb"]).notice == ""
+    write(profiles, "bad", {"extends": "small", "environment": ["HF_HOME"]})
+    with pytest.raises(ParameterError, match="'environment' must map"):
+        load_profile(profiles, "bad", ["nb"])
+
+
+def test_the_rehearsal_says_its_numbers_mean_nothing() -> None:
+    from clipscope_utils.book.runner import toc_notebooks
+
+    p = load_profile(ROOT / "profiles", "rehearsal", toc_notebooks(ROOT))
+    assert "mean nothing" in p.notice and p.standins
+    sources = [s for nb in ("text_probes", "image_probes", "matching", "attention") for s in p.params[nb]["sources"]]
+    assert {s.split(":")[0] for s in sources} == {"release", "coco"}  # every real-data branch runs

@@ -80,7 +80,8 @@ def test_conditional_flag_is_top_n_equals_objects_and_tie_safe() -> None:
     flags = f.groupby("query_id")["in_top_n"]
     assert (flags.nunique() == 1).all() and flags.first().tolist() == [True, False, False, True]
     acc = position_accuracy(f, conditional=True, n_boot=50)
-    assert (acc["n"] == 2).all() and (acc["variant"] == "conditional").all()
+    assert (acc["n"] == 2).all() and (acc["measure"] == "conditional").all()
+    pd.testing.assert_frame_equal(acc, position_accuracy(f, "conditional", n_boot=50))  # the older spelling
     # queries 0 and 3: q0 ties three ways (1/3 each), q3 retrieves object 0
     assert acc.set_index("position")["rate"].to_dict() == pytest.approx({1: (1 / 3 + 1) / 2, 2: 1 / 6, 3: 1 / 6, 0: 0.0})
 
@@ -109,6 +110,48 @@ def test_conditional_with_no_qualifying_query_keeps_rows_with_n_zero() -> None:
     assert (acc["n"] == 0).all() and acc["rate"].isna().all() and acc["ci_low"].isna().all()
     un = position_accuracy(f, n_boot=10)
     assert un["rate"].tolist() == [0.0, 0.0, 1.0] and (un["n"] == 1).all() and "label" not in un
+
+
+def test_own_measure_ranks_only_the_querys_own_objects() -> None:
+    q = np.stack([
+        one_query({7: 3, 0: 2, 1: 1}),  # an outsider (7) wins top-1; among its own objects 0 wins
+        one_query({7: 3, 0: 1, 1: 1, 2: 0.5}),  # outsider wins; own objects 0 and 1 tie exactly
+        one_query({2: 2, 0: 1, 1: 0.5}),  # its own object 2 wins both measures
+    ])
+    f = object_retrieval(q, [[0, 1], [0, 1, 2], [1, 0, 2]], EYE, range(8), query_ids=["a", "b", "c"])
+    by = f.set_index(["query_id", "position"])
+    assert by.loc["a", "own"].tolist() == [1.0, 0.0] and by.loc["a", "hit"].tolist() == [0.0, 0.0]
+    assert by.loc["b", "own"].tolist() == [0.5, 0.5, 0.0] and (by.loc["b", "miss"] == 1).all()
+    assert by.loc["c", "own"].tolist() == by.loc["c", "hit"].tolist() == [0.0, 0.0, 1.0]
+    assert np.allclose(f.groupby("query_id").own.sum(), 1.0)
+
+
+def test_position_accuracy_by_measure() -> None:
+    rng = np.random.default_rng(3)
+    objects = [list(rng.choice(8, size=n, replace=False)) for n in rng.integers(2, 5, size=300)]
+    f = object_retrieval(rng.normal(size=(300, 8)), objects, EYE, range(8))
+    assert np.allclose(f.groupby("query_id").own.sum(), 1.0)  # exactly one unit of credit per query
+    own = position_accuracy(f, "own", n_boot=100, labels=caption_labels)
+    top1 = position_accuracy(f, "top1", n_boot=100, labels=caption_labels)
+    cond = position_accuracy(f, "conditional", n_boot=100, labels=caption_labels)
+    assert (own.measure == "own").all() and (top1.measure == "top1").all() and (cond.measure == "conditional").all()
+    for n, g in own.groupby("n_objects"):
+        assert g.position.tolist() == list(range(1, n + 1)) and "none" not in set(g.label)  # no "none" row
+        assert g.rate.sum() == pytest.approx(1.0) and (g.n == sum(len(o) == n for o in objects)).all()
+    assert (top1.position == 0).any()
+    # a foreign class often wins top-1, so the own measure credits positions that top-1 does not
+    pos = top1[top1.position > 0].set_index(["n_objects", "position"]).rate
+    assert (own.set_index(["n_objects", "position"]).rate >= pos - 1e-12).all()
+    assert (own.set_index(["n_objects", "position"]).rate > pos + 0.05).any()
+    pd.testing.assert_frame_equal(top1, position_accuracy(f, n_boot=100, labels=caption_labels))  # default
+    assert cond.n.max() < own.n.max()
+    with pytest.raises(ProbeError, match="measure must be one of"):
+        position_accuracy(f, "best")
+    with pytest.raises(ProbeError, match="contradicts"):
+        position_accuracy(f, "own", conditional=True)
+    with pytest.raises(ProbeError, match=r"lacks columns \['own'\]"):
+        position_accuracy(f.drop(columns="own"), "own")
+    position_accuracy(f.drop(columns="own"), "top1", n_boot=10)  # only the own measure needs that column
 
 
 def test_labels_helpers_and_mapping() -> None:
@@ -177,9 +220,12 @@ def naive(query_emb, query_objects, ref_emb, ref_classes) -> pd.DataFrame:
         outside = [score[c] for c in classes if c not in objs]
         in_top = min(score[c] for c in objs) > (max(outside) if outside else -np.inf)
         hits = [1 / len(tied) if c in tied else 0.0 for c in objs]
+        best_own = max(score[c] for c in objs)
+        own_tied = [c for c in objs if score[c] == best_own]
         for p, (c, h) in enumerate(zip(objs, hits), start=1):
             rows.append(dict(query_id=qi, n_objects=len(objs), position=p, class_id=c, hit=h, top_class=tied[0],
-                             n_tied=len(tied), in_top_n=in_top, miss=1 - sum(hits)))
+                             n_tied=len(tied), in_top_n=in_top, miss=1 - sum(hits),
+                             own=1 / len(own_tied) if c in own_tied else 0.0))
     return pd.DataFrame(rows)
 
 

@@ -77,3 +77,19 @@ def test_describe_names_the_training_config_of_trained_models() -> None:
     table = ModelZoo().describe(["trained:largest_first", "glove"])
     assert table["trained here"].iloc[0] == f"20,000 samples, batch 128, key {TrainConfig().key()[:8]}"
     assert table["trained here"].iloc[1] == "–"
+
+
+def test_an_optional_model_is_skipped_with_a_note_when_absent(monkeypatch, tmp_path: Path) -> None:
+    """'simcse?' resolves up front like any name; when its files are not on this machine the chapter goes on."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setenv("CLIPSCOPE_WEIGHTS", str(tmp_path))
+    zoo = ModelZoo()
+    names = zoo.with_controls(["glove", "simcse?"], controls=False)
+    assert names == ["GloVe", "SimCSE?"]
+    assert "(optional)" in zoo.describe(names).model.iloc[1]
+    loaded = [name for name, _ in zoo.encoders(names, device="cpu", progress=False)]
+    assert loaded == ["GloVe"]
+    assert len(zoo.skipped) == 1 and "SimCSE (optional) was skipped" in zoo.skipped[0]
+    with pytest.raises(ModelError):  # the same name without "?" is an error, as before
+        list(zoo.encoders(["simcse"], device="cpu", progress=False))

@@ -11,7 +11,7 @@ from pathlib import Path
 from ..paths import project_root
 from .checks import check_profile, problems
 from .profiles import ParameterError, available_profiles, load_profile
-from .runner import PROFILES, BuildError, build, toc_notebooks
+from .runner import PROFILES, BuildError, build, prepare_environment, toc_notebooks
 from .widgets import WidgetJsError
 
 
@@ -64,8 +64,9 @@ def check(root: Path, profile_name: str, overrides: list[str], only: list[str] |
         unknown = [n for n in only or [] if n not in names]
         if unknown:
             raise BuildError(f"--only names unknown notebooks {unknown}; notebooks of the book: {names}")
+        prepare_environment(root, profile)
         checks = check_profile(profile, [n for n in names if not only or n in only])
-    except (ParameterError, BuildError) as e:
+    except (ParameterError, BuildError, ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     print(f"profile {profile.name!r}")

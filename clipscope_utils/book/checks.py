@@ -10,6 +10,7 @@ same report alone.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 from ..compositional.benchmarks import check_files
 from ..datasets.coco import coco_files
 from ..datasets.official import locate
+from ..datasets.sources import HOW_TO_GET, check_domainnet, check_source, parse_source
 from ..device import pick_device
 from ..models.base import ModelError
 from ..models.registry import resolve
@@ -52,11 +54,23 @@ class ChapterCheck:
 
 
 def _folder(kind: str, value: str, params: dict) -> str:
-    """Check one data folder parameter; returns a line for the report."""
+    """Check one data folder parameter; returns a line for the report. A missing dataset says how to get it."""
+    try:
+        return _check_folder(kind, value, params)
+    except (ValueError, OSError) as e:
+        how = {"official": "release", "coco_val": "coco", "coco_train": "coco", "domainnet": "domainnet"}.get(kind)
+        if how is None or HOW_TO_GET[how] in str(e):
+            raise
+        raise ValueError(f"{e}. To get it: {HOW_TO_GET[how]}") from None
+
+
+def _check_folder(kind: str, value: str, params: dict) -> str:
     if kind == "official":
         locate(Path(value), None)
     elif kind in ("coco_val", "coco_train"):
         coco_files(value, "val2017" if kind == "coco_val" else "train2017")
+    elif kind == "domainnet":
+        return check_domainnet(value)
     elif kind in ("coco_images", "valse_images"):
         if not Path(value).is_dir():
             raise ValueError(f"folder {value!r} does not exist")
@@ -64,6 +78,22 @@ def _folder(kind: str, value: str, params: dict) -> str:
         images = {"sugarcrepe": params.get("coco_images"), "valse": params.get("valse_images")}.get(kind)
         check_files(kind, value, images)
     return f"{kind} data: {value}"
+
+
+def check_rephrase_file(value: str) -> str:
+    """A JSON object mapping each template caption to its rephrasing (paper A rephrased COCO captions with GPT-4o)."""
+    path = Path(value)
+    if not path.is_file():
+        raise ValueError(f"rephrased-captions file {value!r} does not exist; write a JSON object "
+                         "{\"<template caption>\": \"<rephrasing>\", ...} (see the matching chapter), or set '' to "
+                         "match with the template captions")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"rephrased-captions file {value!r} is not valid JSON: {e}") from None
+    if not isinstance(data, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in data.items()):
+        raise ValueError(f"rephrased-captions file {value!r} must be one JSON object of caption -> rephrasing strings")
+    return f"{len(data)} rephrased captions in {value}"
 
 
 def _zoo(notebook: str, params: dict, check: ChapterCheck) -> ModelZoo | None:
@@ -113,10 +143,29 @@ def check_notebook(notebook: str, params: dict[str, Any], schema: dict) -> Chapt
             elif kind == "device":
                 out.inputs.append(f"{param}: {value} -> {pick_device(value)}")
             elif kind == "external":
-                external = parse_external(value)
+                try:
+                    external = parse_external(value)
+                except ValueError as e:
+                    raise ValueError(f"{e} (paper A's Fig. 4c used LAION's scaling-laws OpenCLIP checkpoints: Hugging "
+                                     "Face laion/scaling-laws-openclip, run Model-B-32_Data-2B_Samples-13B, epochs "
+                                     "10..50; download them and name each file)") from None
                 out.models += [(param, f"{s} samples: {n}") for s, n in external]
                 out.files.update({spec.path: content_id(spec.path) for spec in map(resolve, (n for _, n in external))
                                   if spec.path})
+            elif kind in ("sources", "sources_with_regions"):
+                for item in value:  # each source on its own, so every missing dataset is named at once
+                    try:
+                        out.inputs.append(f"{param}: " + check_source(item, params.get("family", "comco"),
+                                                                      need_regions=kind == "sources_with_regions"))
+                    except (ValueError, OSError) as e:
+                        out.problems.append(f"notebook {notebook!r}, parameter {param!r} = {item!r}: {e}")
+                        continue
+                    path = parse_source(item).path
+                    if path:
+                        out.files[str(Path(path).resolve())] = content_id(path)
+            elif kind == "rephrase_file" and value:
+                out.inputs.append(f"{param}: " + check_rephrase_file(value))
+                out.files[str(Path(value).resolve())] = content_id(value)
             elif kind.startswith("folder:") and value:
                 out.inputs.append(f"{param}: " + _folder(kind.split(":", 1)[1], value, params))
                 out.files[str(Path(value).resolve())] = content_id(value)

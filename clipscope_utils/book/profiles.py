@@ -9,7 +9,7 @@ Two kinds of parameter are more than a value:
 * ``type: shared`` — the whole parameter set of the notebook of the same name, injected by the runner and
   never set by hand. Every chapter that names a ``trained:`` model gets ``pretraining`` this way, so the
   self-trained CLIPs it loads are the ones the profile's pretraining chapter trains.
-* ``check: models`` (and ``image_models``, ``model``, ``device``, ``external``, ``folder:<kind>``) — what the
+* ``check: models`` (and ``image_models``, ``model``, ``device``, ``external``, ``sources``, ``folder:<kind>``) — what the
   value means beyond its type; :mod:`clipscope_utils.book.checks` resolves it before the first notebook runs.
   A list of models may name a collection of the profile's ``model_sets`` as ``"@<set>"``.
 """
@@ -27,10 +27,13 @@ import yaml
 
 SCHEMA_FILE = "parameters.yml"
 TYPES = {"int", "float", "str", "bool", "list", "shared"}
-CHECKS = {"models", "image_models", "model", "device", "external"}
+CHECKS = {"models", "image_models", "model", "device", "external", "sources", "sources_with_regions",
+          "rephrase_file"}
 FOLDER_KINDS = ("official", "coco_val", "coco_train", "aro", "sugarcrepe", "coco_images", "winoground", "valse",
-                "valse_images")
+                "valse_images", "domainnet")
 MODEL_LISTS = ("models", "image_models")
+#: top-level keys of a profile file; ``notice``, ``standins`` and ``environment`` serve the rehearsal profile
+PROFILE_KEYS = ("description", "extends", "model_sets", "notebooks", "notice", "standins", "environment")
 
 
 FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
@@ -157,6 +160,9 @@ class Profile:
     description: str
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
     schema: dict[str, dict[str, "ParamSpec"]] = field(default_factory=dict, repr=False)
+    notice: str = ""  # shown as the first line of every page (the rehearsal says its numbers mean nothing)
+    standins: str = ""  # folder of stand-in weights and data the runner builds before the checks (rehearsal)
+    environment: dict[str, str] = field(default_factory=dict)  # set for the checks and every notebook's kernel
 
 
 def load_schema(profiles_dir: Path) -> dict[str, dict[str, ParamSpec]]:
@@ -179,11 +185,10 @@ def _raw_profile(profiles_dir: Path, name: str, seen: tuple[str, ...] = ()) -> d
     if name in seen:
         raise ParameterError(f"profile {name!r} extends itself via {' -> '.join(seen + (name,))}")
     raw = yaml.safe_load(path.read_text()) or {}
-    unknown = set(raw) - {"description", "extends", "notebooks", "model_sets"}
+    unknown = set(raw) - set(PROFILE_KEYS)
     if unknown:
-        raise ParameterError(f"profile {name!r}: unknown keys {sorted(unknown)}; "
-                             "allowed: description, extends, model_sets, notebooks")
-    merged: dict = {"notebooks": {}, "model_sets": {}}
+        raise ParameterError(f"profile {name!r}: unknown keys {sorted(unknown)}; allowed: {', '.join(PROFILE_KEYS)}")
+    merged: dict = {"notebooks": {}, "model_sets": {}, "environment": {}}
     if raw.get("extends"):
         merged = _raw_profile(profiles_dir, raw["extends"], seen + (name,))
     for nb, values in (raw.get("notebooks") or {}).items():
@@ -192,7 +197,14 @@ def _raw_profile(profiles_dir: Path, name: str, seen: tuple[str, ...] = ()) -> d
         if not isinstance(models, list) or not all(isinstance(m, str) for m in models):
             raise ParameterError(f"profile {name!r}: model set {set_name!r} must be a list of model names")
         merged["model_sets"][set_name] = models
-    merged["description"] = raw.get("description", merged.get("description", ""))
+    env = raw.get("environment") or {}
+    if not isinstance(env, dict) or not all(isinstance(k, str) and isinstance(v, (str, int)) for k, v in env.items()):
+        raise ParameterError(f"profile {name!r}: 'environment' must map variable names to strings")
+    merged["environment"].update({k: str(v) for k, v in env.items()})
+    for key in ("description", "notice", "standins"):
+        if not isinstance(raw.get(key, ""), str):
+            raise ParameterError(f"profile {name!r}: {key!r} must be a string")
+        merged[key] = raw.get(key, merged.get(key, ""))
     return merged
 
 
@@ -265,7 +277,8 @@ def load_profile(
                     raise ParameterError(f"notebook {nb!r} shares the parameters of notebook {p!r}, which is not "
                                          f"in the book ({notebooks})")
                 params[nb][p] = copy.deepcopy(params[p])
-    return Profile(name=name, description=raw.get("description", ""), params=params, schema=schema)
+    return Profile(name=name, description=raw.get("description", ""), params=params, schema=schema,
+                   notice=raw.get("notice", ""), standins=raw.get("standins", ""), environment=raw["environment"])
 
 
 def _expand_sets(value: Any, spec: ParamSpec, sets: dict[str, list[str]], where: str) -> Any:

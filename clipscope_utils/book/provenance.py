@@ -19,6 +19,7 @@ PACKAGES = (
     "clipscope-utils", "torch", "torchvision", "open_clip_torch", "numpy", "pandas", "pillow",
     "seaborn", "papermill", "jupyter-book",
 )
+NOTICE_TAG = "clipscope-notice"
 CELL_TAG = "clipscope-provenance"
 
 
@@ -65,11 +66,15 @@ def _markdown(rec: dict) -> str:
     )
 
 
-def stamp(nb: nbformat.NotebookNode, rec: dict) -> None:
-    """Insert (or replace) the provenance cell after the title cell and store ``rec`` in metadata."""
-    nb.cells = [c for c in nb.cells if CELL_TAG not in c.get("metadata", {}).get("tags", [])]
+def stamp(nb: nbformat.NotebookNode, rec: dict, notice: str = "") -> None:
+    """Insert (or replace) the provenance cell after the title cell and store ``rec`` in metadata; a profile's
+    ``notice`` (the rehearsal's "stand-ins, the numbers mean nothing") becomes the page's first line."""
+    nb.cells = [c for c in nb.cells if not {CELL_TAG, NOTICE_TAG} & set(c.get("metadata", {}).get("tags", []))]
     cell = nbformat.v4.new_markdown_cell(_markdown(rec), metadata={"tags": [CELL_TAG]})
     nb.cells.insert(1 if nb.cells and nb.cells[0].cell_type == "markdown" else 0, cell)
+    if notice.strip():
+        nb.cells.insert(0, nbformat.v4.new_markdown_cell(f"```{{warning}}\n{notice.strip()}\n```",
+                                                         metadata={"tags": [NOTICE_TAG]}))
     nb.metadata["clipscope"] = rec
     # the page shows the injected (effective) parameters; the notebook's own defaults would only confuse
     for c in nb.cells:

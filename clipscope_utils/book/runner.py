@@ -33,6 +33,7 @@ from ..versions import package_versions
 from .checks import check_profile, problems
 from .profiles import Profile, load_profile
 from .provenance import record, stamp
+from .standins import prepare_standins
 from .widgets import ensure_widget_js
 
 KERNEL_NAME = "clipscope"
@@ -236,11 +237,31 @@ def execute_notebook(root: Path, name: str, profile: Profile, trained: dict[str,
         raise BuildError(f"{_describe_failure(name, err)}\n  (partial output saved in {failed.relative_to(root)})") from None
     wall = time.perf_counter() - start
     nb = nbformat.read(tmp, as_version=4)
-    stamp(nb, record(root, profile.name, params, wall, trained or {}))
+    stamp(nb, record(root, profile.name, params, wall, trained or {}), notice=profile.notice)
     nbformat.write(nb, tmp)
     os.replace(tmp, out)
     (root / FAILED / f"{name}.ipynb").unlink(missing_ok=True)  # an old failure of this notebook is history now
     return wall
+
+
+def prepare_environment(root: Path, profile: Profile, log: Callable[[str], None] = print) -> dict[str, str]:
+    """Build the profile's stand-ins (if it names a folder) and set its environment for the checks and the kernels.
+
+    Kernels inherit this process's environment, so a profile that points ``HF_HOME`` at stand-in weights and sets
+    ``HF_HUB_OFFLINE=1`` loads them through open_clip's own pretrained path in every chapter.
+    """
+    env: dict[str, str] = {}
+    if profile.standins:
+        start = time.perf_counter()
+        try:
+            env.update(prepare_standins(root / profile.standins, profile.params))
+        except (ValueError, OSError) as e:  # a stand-in that cannot be built is a clear error, not a traceback
+            raise BuildError(f"building the stand-ins of profile {profile.name!r} in {profile.standins} failed: "
+                             f"{type(e).__name__}: {e}") from None
+        log(f"stand-ins ready in {time.perf_counter() - start:.1f} s: {profile.standins}")
+    env.update({k: v.replace("{root}", str(root)) for k, v in profile.environment.items()})
+    os.environ.update(env)
+    return env
 
 
 def build_html(root: Path, names: list[str]) -> Path:
@@ -295,6 +316,7 @@ def build(
         if unknown:
             raise BuildError(f"--only names unknown notebooks {unknown}; notebooks of the book: {names}")
     selected = [n for n in names if not only or n in only]
+    prepare_environment(root, profile, log)
     checks = {c.notebook: c for c in check_profile(profile, selected)}
     wrong = problems(list(checks.values()))
     if wrong:

@@ -1,9 +1,18 @@
-"""Multi-object datasets: generated ComCO-/SimCO-like scenes, the authors' released folders, COCO.
+"""Multi-object datasets: generated ComCO-/SimCO-like scenes, the authors' released folders, COCO, DomainNet.
 
-All of them load into one tidy :class:`SceneSet` (see ``tables.py``).
+All of them load into one tidy :class:`SceneSet` (see ``tables.py``); ``export`` writes generated scenes in
+the real layouts (stand-ins that prove the real loaders).
 """
 
 from .tables import DatasetError, SceneSet
 from .scenes import SceneSpec, generate, generate_cached
+from .coco import load_coco
+from .domainnet import load_domainnet, merge_references
+from .export import rephrasings, to_coco, to_domainnet, to_release, to_rephrase_file
+from .official import load_official
 
-__all__ = ["DatasetError", "SceneSet", "SceneSpec", "generate", "generate_cached"]
+__all__ = [
+    "DatasetError", "SceneSet", "SceneSpec", "generate", "generate_cached",
+    "load_coco", "load_domainnet", "load_official", "merge_references",
+    "rephrasings", "to_coco", "to_domainnet", "to_release", "to_rephrase_file",
+]

@@ -1,8 +1,9 @@
 """Captions of multi-object scenes: templates (the words) and order policies (which object first).
 
 Paper A's captions have the form "a X and a Y and a Z"; its appendix 7.6/7.7 repeats the probes
-with longer templates. The *order* of the objects is the experimental factor of the book (the text
-encoder's first-object bias), so it is chosen by an explicit, seeded policy and recorded.
+with longer templates, and the authors' TOR scripts use bare names ("person and bicycle and car").
+The *order* of the objects is the experimental factor of the book (the text encoder's first-object
+bias), so it is chosen by an explicit, seeded policy and recorded.
 """
 
 from __future__ import annotations
@@ -34,6 +35,11 @@ def _listing(nps: Sequence[str], last_sep: str = " and ") -> str:
     return ", ".join(nps[:-1]) + last_sep + nps[-1]
 
 
+def bare_name(name: str) -> str:
+    """The class name as the authors' TOR code writes it: no article, ``_`` read as a space."""
+    return name.replace("_", " ")
+
+
 TEMPLATES: dict[str, Callable[[Sequence[str]], str]] = {
     # paper A, section 2: "a X and a Y and a Z"
     "and": lambda nps: " and ".join(nps),
@@ -41,7 +47,12 @@ TEMPLATES: dict[str, Callable[[Sequence[str]], str]] = {
     "photo": lambda nps: "a photo of " + _listing(nps),
     # a longer sentence, in the spirit of paper A's appendix 7.6/7.7
     "scene": lambda nps: "in this picture we can see " + _listing(nps, ", and also ") + " placed on a plain background",
+    # the authors' TOR code: bare names, "person and bicycle and car", single references "person"
+    "bare": lambda names: " and ".join(names),
 }
+
+# How a template writes one class name before joining; templates not listed take noun phrases.
+PHRASES: dict[str, Callable[[str], str]] = {"bare": bare_name}
 
 
 def caption(class_names: Sequence[str], template: str = "and") -> str:
@@ -50,7 +61,8 @@ def caption(class_names: Sequence[str], template: str = "and") -> str:
         raise ValueError(f"unknown caption template {template!r}; allowed: {sorted(TEMPLATES)}")
     if not class_names:
         raise ValueError("a caption needs at least one object")
-    return TEMPLATES[template]([noun_phrase(n) for n in class_names])
+    phrase = PHRASES.get(template, noun_phrase)
+    return TEMPLATES[template]([phrase(n) for n in class_names])
 
 
 def caption_order(

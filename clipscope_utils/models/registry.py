@@ -44,6 +44,7 @@ from typing import Any
 import open_clip
 import pandas as pd
 import torch
+from huggingface_hub import constants as hf_constants
 from huggingface_hub import try_to_load_from_cache
 from open_clip import pretrained as oc_pretrained
 from open_clip.constants import HF_CONFIG_NAME, HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME
@@ -396,6 +397,26 @@ def quiet_open_clip() -> Iterator[None]:
         logging.disable(previous)
 
 
+@contextlib.contextmanager
+def hub_follows_environment() -> Iterator[None]:
+    """Point huggingface_hub at the cache and offline switch the environment names *now* while a model loads.
+
+    huggingface_hub reads ``HF_HOME``/``HF_HUB_CACHE``/``HF_HUB_OFFLINE`` once, when imported, and calls that take
+    no ``cache_dir`` use those values: open_clip's Hugging Face text towers (``AutoConfig`` of
+    ``xlm-roberta-base``) and transformers' offline switch. The registry reads the environment at call time
+    (:func:`hf_cache`, :func:`offline`), so an environment set after import (the book runner's stand-ins, tests)
+    would find the weights but not the text-tower config, and retry the network for minutes before a hub
+    tokenizer. Nothing changes when the two already agree (the usual case: variables set before Python starts).
+    """
+    saved = (hf_constants.HF_HUB_CACHE, hf_constants.HF_HUB_OFFLINE)
+    hf_constants.HF_HUB_CACHE = hf_cache() or saved[0]
+    hf_constants.HF_HUB_OFFLINE = saved[1] or offline()
+    try:
+        yield
+    finally:
+        hf_constants.HF_HUB_CACHE, hf_constants.HF_HUB_OFFLINE = saved
+
+
 def _describe_tokenizer(tokenizer: Any, text_cfg: dict) -> dict[str, Any]:
     desc: dict[str, Any] = {"class": f"{type(tokenizer).__module__}.{type(tokenizer).__name__}",
                             "context_length": int(getattr(tokenizer, "context_length", 0) or 0)}
@@ -451,7 +472,7 @@ def _load_clip(spec: ModelSpec, device: torch.device) -> ClipEncoder:
         kwargs = dict(pretrained=None, pretrained_image=False, pretrained_text=False)
 
     try:
-        with quiet_open_clip():
+        with quiet_open_clip(), hub_follows_environment():
             if spec.source == "random":
                 with torch.random.fork_rng(devices=[]):
                     torch.manual_seed(spec.seed)

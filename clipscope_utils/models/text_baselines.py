@@ -9,8 +9,9 @@ offline:
 ``simcse``
     ``princeton-nlp/sup-simcse-bert-base-uncased`` through transformers with SimCSE's own "cls" pooling
     (the pooler output: [CLS] state through the dense+tanh layer), max length 128 as in SimCSE's tool.
-    Found in ``$CLIPSCOPE_WEIGHTS/sup-simcse-bert-base-uncased/`` or in the local Hugging Face cache (never
-    downloaded here); ``simcse@<folder>`` names a folder.
+    Found in ``$CLIPSCOPE_WEIGHTS/sup-simcse-bert-base-uncased/`` or in the Hugging Face cache, and downloaded
+    into that cache when the machine is online (never with ``HF_HUB_OFFLINE=1``); ``simcse@<folder>`` names a
+    folder. The paper profile lists it as optional (``simcse?``): absent, its Table 5 row is skipped with a note.
 ``glove``
     The mean of the 50-d GloVe 6B vectors of the lower-cased words (regex ``[a-z]+``), unknown words
     skipped and nothing else: a bag of words, so permuting the words of a caption cannot change its vector.
@@ -29,9 +30,10 @@ from huggingface_hub import snapshot_download
 
 from ..paths import file_sha256
 from ..versions import package_versions
-from .base import Encoder, ModelError, ModelSpec, hf_cache, hf_cache_label, weights_dir
+from .base import Encoder, ModelError, ModelSpec, hf_cache, hf_cache_label, offline, weights_dir
 
 SIMCSE_ID = "princeton-nlp/sup-simcse-bert-base-uncased"
+SIMCSE_FILES = ["*.json", "*.txt", "*.safetensors", "pytorch_model.bin"]  # config, tokenizer, weights
 SIMCSE_MAX_LENGTH = 128
 GLOVE_WORD = re.compile(r"[a-z]+")
 
@@ -100,15 +102,17 @@ def _simcse_folder(spec: ModelSpec) -> Path:
     local = weights_dir() / SIMCSE_ID.split("/")[1]
     if (local / "config.json").is_file():
         return local
-    try:
-        return Path(snapshot_download(SIMCSE_ID, local_files_only=True, cache_dir=hf_cache()))
-    except Exception:  # noqa: BLE001 - LocalEntryNotFoundError and friends: not on this machine
+    try:  # fetched like open_clip's weights when the machine is online; offline only the cache counts
+        return Path(snapshot_download(SIMCSE_ID, local_files_only=offline(), cache_dir=hf_cache(),
+                                      allow_patterns=SIMCSE_FILES))
+    except Exception as e:  # noqa: BLE001 - LocalEntryNotFoundError, network errors: not on this machine
+        why = ("HF_HUB_OFFLINE=1 forbids downloading it" if offline() else
+               f"downloading it failed ({type(e).__name__}: {e})")
         raise ModelError(
-            f"cannot load model 'simcse' = {SIMCSE_ID} (transformers, CLS pooling): it is not on this machine. "
-            f"Looked in {str(local)!r} and in the Hugging Face cache {hf_cache_label()!r}; it is never "
-            "downloaded from here. To provide it: with internet access run "
-            f"`huggingface-cli download {SIMCSE_ID}` (fills the cache), or copy the model folder to "
-            f"{str(local)!r} (set $CLIPSCOPE_WEIGHTS), or name a folder: 'simcse@/path/to/folder'."
+            f"cannot load model 'simcse' = {SIMCSE_ID} (transformers, CLS pooling): it is not on this machine and "
+            f"{why}. Looked in {str(local)!r} and in the Hugging Face cache {hf_cache_label()!r}. To provide it: "
+            f"with internet access run `huggingface-cli download {SIMCSE_ID}` (fills the cache), or copy the model "
+            f"folder to {str(local)!r} (set $CLIPSCOPE_WEIGHTS), or name a folder: 'simcse@/path/to/folder'."
         ) from None
 
 

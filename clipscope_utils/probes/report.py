@@ -5,6 +5,7 @@ Every figure is rebuilt from the per-query frames on each run (cheap); only embe
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import matplotlib.pyplot as plt
@@ -14,20 +15,61 @@ import seaborn as sns
 
 from .. import paper
 from ..stats import bootstrap_ci, rate_table
-from . import retrieval
+from . import ProbeError, retrieval
 
 
 def retrieval_table(frame: pd.DataFrame, by: Sequence[str] = ("model", "paper_model"),
-                    conditional: bool = False, labels: Callable[[int], str] | None = None,
-                    n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
-    """:func:`retrieval.position_accuracy` per model (and any extra grouping columns)."""
+                    measure: str | None = None, labels: Callable[[int], str] | None = None,
+                    n_boot: int = 1000, seed: int = 0, *, conditional: bool | None = None) -> pd.DataFrame:
+    """:func:`retrieval.position_accuracy` under one ``measure`` per model (and any extra grouping columns)."""
     parts = []
     for key, group in frame.groupby(list(by), sort=False):
         key = key if isinstance(key, tuple) else (key,)
-        acc = retrieval.position_accuracy(group, conditional=conditional, n_boot=n_boot, seed=seed, labels=labels)
+        acc = retrieval.position_accuracy(group, measure, n_boot=n_boot, seed=seed, labels=labels,
+                                          conditional=conditional)
         parts.append(acc.assign(**dict(zip(by, key))))
     out = pd.concat(parts, ignore_index=True)
     return out[[*by, *[c for c in out.columns if c not in by]]]
+
+
+@dataclass
+class MeasureTables:
+    """One retrieval probe under each measure: ``own`` (which of the query's own objects is nearest; no "none"),
+    ``top1`` over all classes with its "none" row, and ``conditional`` (only queries whose top-n classes are
+    their n objects; positions only, its "none" is 0 by definition). Each row carries n, a 95 % interval and its
+    ``measure``; paper A's number stands beside the measure it was computed with (``paper_measure``) only."""
+
+    own: pd.DataFrame
+    top1: pd.DataFrame
+    conditional: pd.DataFrame
+    paper_measure: str | None = None
+
+    def all(self) -> pd.DataFrame:
+        """The three tables stacked, told apart by ``measure``."""
+        return pd.concat([self.own, self.top1, self.conditional], ignore_index=True)
+
+    def of(self, measure: str) -> pd.DataFrame:
+        return {"own": self.own, "top1": self.top1, "conditional": self.conditional}[measure]
+
+    @property
+    def paper(self) -> pd.DataFrame:
+        """The table of the paper's measure (``own`` when the paper has no number for this probe)."""
+        return self.of(self.paper_measure or "own")
+
+
+def measure_tables(frame: pd.DataFrame, labels: Callable[[int], str] | None = None, task: str | None = None,
+                   table_no: int | None = None, dataset: str = "ComCO", by: Sequence[str] = ("model", "paper_model"),
+                   n_boot: int = 1000, seed: int = 0) -> MeasureTables:
+    """:func:`retrieval_table` under every measure; with ``task`` the paper's number goes beside the measure its
+    table was computed with (:func:`paper.paper_measure`), and nowhere else."""
+    tables = dict(zip(retrieval.MEASURES, (retrieval_table(frame, by, m, labels, n_boot, seed)
+                                           for m in retrieval.MEASURES)))
+    cond = tables["conditional"]
+    tables["conditional"] = cond[cond.position > 0].reset_index(drop=True)
+    measure = paper.paper_measure(task, dataset) if task is not None else None
+    if measure is not None:
+        tables[measure] = with_paper(tables[measure], task, table_no=table_no, dataset=dataset)
+    return MeasureTables(**tables, paper_measure=measure)
 
 
 def hit_table(frame: pd.DataFrame, by: Sequence[str], n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
@@ -37,8 +79,16 @@ def hit_table(frame: pd.DataFrame, by: Sequence[str], n_boot: int = 1000, seed: 
 
 def with_paper(table: pd.DataFrame, task: str, on: str = "position", table_no: int | None = None,
                dataset: str = "ComCO") -> pd.DataFrame:
-    """``table`` plus the paper's number (``paper``) where paper A reports the same model and cell."""
-    return paper.beside(table, task, on=on, dataset=dataset, table=table_no)
+    """``table`` plus the paper's number (``paper``) where paper A reports the same model, cell and measure.
+
+    Each table's numbers are of one measure (:data:`paper.PAPER_MEASURES`: conditional for TOR and ComCO IOR,
+    own for COCO IOR/I2TOR, the authors' pairs for matching): rows of any other measure get NaN, and a table
+    with no row of the paper's measure raises, so a number never stands beside a rate computed differently.
+    """
+    try:
+        return paper.beside(table, task, on=on, dataset=dataset, table=table_no)
+    except ValueError as e:  # the paper helper sits below probes; say it in the probes' own error
+        raise ProbeError(f"with_paper({task!r}): {e}") from None
 
 
 def fmt(rate: float, lo: float, hi: float) -> str:

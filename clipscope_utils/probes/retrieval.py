@@ -1,16 +1,22 @@
 """Object retrieval: the shared core of paper A's TOR, IOR, I2TOR and cross-modal TOR (section 2.2).
 
-Each multi-object query embedding (a caption for TOR, an image for IOR) retrieves the single-object
-reference (captions for TOR / I2TOR, images for IOR / cross-modal TOR) with the highest cosine
-similarity; the book then reports, per position of the query's objects (caption position for TOR,
-size order large, small 1, small 2, ... for IOR), the share of queries whose retrieved object is
-that object. Hits are decided by class id, never by name: the authors' code matched substrings, so
-"car" also matched "carrot".
+Each multi-object query embedding (a caption for TOR, an image for IOR) is compared with single-object
+references (captions for TOR / I2TOR, images for IOR / cross-modal TOR); a class scores the max cosine
+over its reference rows. Rates are reported per position of the query's objects (caption position for
+TOR, size order large, small 1, small 2, ... for IOR). Hits are decided by class id, never by name: the
+authors' code matched substrings, so "car" also matched "carrot".
 
-Two variants are reported, each with its denominator: ``unconditional`` (every query, Table 1 style:
-the positions plus "none" sum to 100 %) and ``conditional`` (only queries whose top-n classes are
-exactly their n objects). Per the reference README, paper A's Table 2 rows are exact fractions over
-small denominators, i.e. most likely this conditional accuracy.
+Three measures, each with its own denominator (:data:`MEASURES`):
+
+* ``own`` — the measure the book reads paper A's tables as (reference README: Tables 1–4 rows sum to
+  100 %, Table 2's are exact fractions; the authors' IOR script prints it as "object k has most
+  similarity between n objects"): among the query's *own* n objects only, which one is most similar.
+  Every query counts and its credits sum to 1, so there is no "none" share.
+* ``top1`` — the nearest class among *all* classes; positions plus "none" (a class outside the query)
+  sum to 1.
+* ``conditional`` — ``top1`` restricted to queries whose top-n classes are exactly their n objects
+  (small denominators; the authors' scripts print it too, "accuracy in correct top-n", and its rows
+  also sum to 100 %).
 """
 
 from __future__ import annotations
@@ -23,7 +29,11 @@ import pandas as pd
 from clipscope_utils.probes import ProbeError
 from clipscope_utils.stats import rate_table
 
-FRAME_COLUMNS = ("query_id", "n_objects", "position", "class_id", "hit", "top_class", "n_tied", "in_top_n", "miss")
+FRAME_COLUMNS = ("query_id", "n_objects", "position", "class_id", "hit", "top_class", "n_tied", "in_top_n", "miss",
+                 "own")
+MEASURES = ("own", "top1", "conditional")
+# the frame column each measure rates per position
+_MEASURE_COLUMN = {"own": "own", "top1": "hit", "conditional": "hit"}
 _CHUNK_CELLS = 2**21  # similarity cells per chunk (float64: 16 MiB per chunk-sized matrix)
 
 
@@ -97,7 +107,9 @@ def object_retrieval(
     Columns: ``query_id``, ``n_objects``, ``position`` (1-based), ``class_id``, ``hit`` (float),
     ``top_class`` (smallest id among the tied best), ``n_tied`` (|T|), ``in_top_n`` (per query: each of
     its n objects scores strictly above every other class, so a tie at the boundary is False) and
-    ``miss`` (per query: credit that went to classes outside the query, ``1 - sum(hit)``).
+    ``miss`` (per query: credit that went to classes outside the query, ``1 - sum(hit)``) and ``own``
+    (paper A's measure: credit among the query's own objects only, exact ties split, summing to 1 per
+    query).
     ``chunk_size`` queries are scored at a time (default: about 2M similarity cells) to bound memory.
     """
     q = _matrix(query_emb, "query_emb")
@@ -138,6 +150,7 @@ def object_retrieval(
     n_tied = np.empty(n_q, dtype=np.int64)
     in_top = np.empty(n_q, dtype=bool)
     miss = np.empty(n_q)
+    own = np.empty(len(flat))
     for a in range(0, n_q, step):
         b = min(a + step, n_q)
         scores = _normalise(q[a:b], "query_emb", a) @ refs
@@ -154,6 +167,10 @@ def object_retrieval(
         n_tied[a:b] = k
         miss[a:b] = (k - (tied & member).sum(axis=1)) / k
         in_top[a:b] = np.where(member, scores, np.inf).min(axis=1) > np.where(member, -np.inf, scores).max(axis=1)
+        mine = scores[local, col[rows]]  # the query's own objects only: ties among them split the credit
+        best = np.where(member, scores, -np.inf).max(axis=1)
+        top_own = mine == best[local]
+        own[rows] = top_own / np.bincount(local, weights=top_own, minlength=b - a)[local]
 
     return pd.DataFrame({
         "query_id": ids[owner],
@@ -165,6 +182,7 @@ def object_retrieval(
         "n_tied": n_tied[owner],
         "in_top_n": in_top[owner],
         "miss": miss[owner],
+        "own": own,
     })
 
 
@@ -203,23 +221,44 @@ def _label(labels: Mapping[int, str] | Callable[[int], str], position: int) -> s
     return labels[position]
 
 
+def _measure(measure: str | None, conditional: bool | None) -> str:
+    """The measure asked for; ``conditional=`` is the older spelling of ``measure="conditional"``."""
+    if conditional is not None:
+        legacy = "conditional" if conditional else "top1"
+        if measure is not None and measure != legacy:
+            raise ProbeError(f"measure={measure!r} contradicts conditional={conditional!r}; pass only measure")
+        return legacy
+    measure = "top1" if measure is None else measure
+    if measure not in MEASURES:
+        raise ProbeError(f"measure must be one of {MEASURES} (own: among the query's own objects, paper A's; "
+                         f"top1: among all classes with a 'none' share; conditional: top1 on clean queries), "
+                         f"got {measure!r}")
+    return measure
+
+
 def position_accuracy(
     frame: pd.DataFrame,
-    conditional: bool = False,
+    measure: str | None = None,
     n_boot: int = 1000,
     seed: int = 0,
     labels: Mapping[int, str] | Callable[[int], str] | None = None,
+    *,
+    conditional: bool | None = None,
 ) -> pd.DataFrame:
-    """Retrieval rate per (``n_objects``, ``position``) with its denominator and a bootstrap 95 % CI.
+    """Retrieval rate per (``n_objects``, ``position``) under one ``measure``, with n and a bootstrap 95 % CI.
 
-    ``rate`` is a fraction (mean of ``hit``); ``n`` counts the queries behind it. Position 0 ("none")
-    is the mean ``miss``, the share retrieved outside the query, so that per ``n_objects`` the rates
-    of positions 1..n plus position 0 sum to 1 (unconditional). ``conditional=True`` keeps only
-    queries with ``in_top_n`` (paper A's Table 2 style, small denominators); groups left empty get
-    ``n = 0`` and NaN rate instead of disappearing. ``labels`` (a mapping or e.g. ``caption_labels`` /
-    ``size_labels``) adds a ``label`` column. Rows: by ``n_objects``, positions 1..n, then 0.
+    ``measure`` (see :data:`MEASURES`; default ``"top1"``): ``"own"`` rates the ``own`` column, every
+    query counts, positions sum to 1 per ``n_objects`` and there is no "none" row. ``"top1"`` rates
+    ``hit`` over every query and adds position 0 ("none", the mean ``miss``) so that positions 1..n plus
+    0 sum to 1. ``"conditional"`` keeps only queries with ``in_top_n``; groups left empty get ``n = 0``
+    and NaN rate instead of disappearing. ``conditional=True/False`` is the older spelling of
+    ``measure="conditional"/"top1"``. ``rate`` is a fraction; ``n`` counts the queries behind it;
+    ``labels`` (a mapping or e.g. ``caption_labels`` / ``size_labels``) adds a ``label`` column. Rows: by
+    ``n_objects``, positions 1..n, then 0; the ``measure`` column names the measure.
     """
-    absent = [c for c in FRAME_COLUMNS if c not in frame.columns]
+    measure = _measure(measure, conditional)
+    needed = [c for c in FRAME_COLUMNS if c != "own" or measure == "own"]
+    absent = [c for c in needed if c not in frame.columns]
     if absent:
         raise ProbeError(f"frame lacks columns {absent}; pass the output of object_retrieval")
     if frame.empty:
@@ -227,22 +266,24 @@ def position_accuracy(
     if (frame["position"] < 1).any():
         raise ProbeError("frame has positions < 1; pass the output of object_retrieval, not of position_accuracy")
     keys = ["n_objects", "position"]
-    used = frame[frame["in_top_n"].astype(bool)] if conditional else frame
-    per_query = used[used["position"] == 1].assign(position=0)  # one row per query, for "none"
-    rates = pd.concat([
-        rate_table(used, keys, "hit", n_boot=n_boot, seed=seed),
-        rate_table(per_query, keys, "miss", n_boot=n_boot, seed=seed),
-    ])
-    grid = pd.concat([frame[keys], frame[["n_objects"]].assign(position=0)]).drop_duplicates()
+    used = frame[frame["in_top_n"].astype(bool)] if measure == "conditional" else frame
+    parts = [rate_table(used, keys, _MEASURE_COLUMN[measure], n_boot=n_boot, seed=seed)]
+    grid = frame[keys]
+    if measure != "own":  # the share retrieved outside the query, one row per query
+        per_query = used[used["position"] == 1].assign(position=0)
+        parts.append(rate_table(per_query, keys, "miss", n_boot=n_boot, seed=seed))
+        grid = pd.concat([grid, frame[["n_objects"]].assign(position=0)])
+    rates = pd.concat(parts)
+    grid = grid.drop_duplicates()
     out = grid.merge(rates, on=keys, how="left") if len(rates) else grid.assign(rate=np.nan, ci_low=np.nan, ci_high=np.nan, n=0)
     out["n"] = out["n"].fillna(0).astype(np.int64)
     for c in ("rate", "ci_low", "ci_high"):
         out[c] = out[c].astype(float)
-    out["variant"] = "conditional" if conditional else "unconditional"
+    out["measure"] = measure
     out = out.assign(_last=out["position"] == 0).sort_values(["n_objects", "_last", "position"]).drop(columns="_last")
     if labels is not None:
         out.insert(2, "label", [_label(labels, int(p)) for p in out["position"]])
-    return out[[c for c in ("n_objects", "position", "label", "n", "rate", "ci_low", "ci_high", "variant") if c in out]].reset_index(drop=True)
+    return out[[c for c in ("n_objects", "position", "label", "n", "rate", "ci_low", "ci_high", "measure") if c in out]].reset_index(drop=True)
 
 
 def chance_rate(n_objects: int, n_classes: int | None = None) -> float:
@@ -251,7 +292,7 @@ def chance_rate(n_objects: int, n_classes: int | None = None) -> float:
     With ``n_classes``: a retriever picking uniformly among all classes hits a given object with
     probability ``1 / n_classes``. Without: a retriever that always finds *one* of the n objects but
     ignores order gives each position ``1 / n_objects`` (the flat row an unbiased encoder would show,
-    and the chance level of the conditional variant).
+    and the chance level of the ``own`` and ``conditional`` measures).
     """
     if n_objects < 1:
         raise ProbeError(f"n_objects must be >= 1, got {n_objects}")

@@ -51,3 +51,26 @@ def attention_run(zoo: ModelZoo, names: Sequence[str], scenes: SceneSet, n_image
     frame = pd.concat(frames, ignore_index=True)
     controls = [n for n in frame.model.unique() if zoo.resolve(n).source == "random"]
     return AttentionRun(frame, figures, skipped, controls)
+
+
+def attention_runs(zoo: ModelZoo, names: Sequence[str], sources: dict[str, SceneSet], n_images: int,
+                   region: str = "mask", overlays: int = 4, device: str = "auto", seed: int = 0) -> AttentionRun:
+    """:func:`attention_run` on every source (label -> scenes). Real datasets store boxes, not masks, so their
+    region is the box whatever ``region`` says. With several sources each row's ``model`` reads
+    ``"<model> · <dataset>"`` so every table and figure keeps them apart."""
+    runs = []
+    for label, scenes in sources.items():
+        kind = region if scenes.meta.get("source", "generated") == "generated" else "box"
+        n = min(n_images, len(scenes.multi().images))
+        run = attention_run(zoo, names, scenes, n, region=kind, overlays=overlays, device=device, seed=seed)
+        runs.append((label, kind, run))
+    if len(runs) == 1:
+        return runs[0][2]
+    def tag(name: str, label: str) -> str:
+        return f"{name} · {label}"
+    frame = pd.concat([r.frame.assign(model=r.frame.model.map(lambda m, l=label: tag(m, l)))
+                       for label, _, r in runs], ignore_index=True)
+    figures = {tag(n, label): f for label, _, r in runs for n, f in r.figures.items()}
+    skipped = {tag(n, label): why for label, _, r in runs for n, why in r.skipped.items()}
+    controls = [tag(n, label) for label, _, r in runs for n in r.controls]
+    return AttentionRun(frame, figures, skipped, controls)

@@ -187,7 +187,8 @@ def attribution_summary(frame: pd.DataFrame, n_boot: int = 1000, seed: int = 0) 
         lo, hi = bootstrap_ci(below, n_boot=n_boot, seed=seed)
         rows.append({"model": key[0], "method": key[1], "n": len(wide), "object": wide["object"].mean(),
                      "composition": wide["composition"].mean(),
-                     "ratio": wide["composition"].mean() / wide["object"].mean(),
+                     "ratio": (wide["composition"].mean() / wide["object"].mean()
+                               if wide["object"].mean() != 0 else float("nan")),  # no object attribution: no ratio
                      "share_comp_below_obj": below.mean(), "ci_low": lo, "ci_high": hi})
     return pd.DataFrame(rows)
 
