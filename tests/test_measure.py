@@ -123,7 +123,7 @@ def test_matching_rephrase_through_the_measure(scenes, tiny) -> None:
     assert len(notes) == 1 and notes[0].startswith("rephrase (first scenario): ")
 
 
-def test_studies_tables_by_measure_with_the_paper_beside_own(scenes, module_cache) -> None:
+def test_studies_tables_by_measure_with_the_paper_beside_its_measure(scenes, module_cache) -> None:
     zoo = ModelZoo()
     text = study.text_probes(zoo, ["glove"], scenes, claim1_sentences=3, cross_modal=False,
                              combination_objects=[2], combination_limit=5)

@@ -133,7 +133,7 @@ def test_published_tables_are_fractions_per_position() -> None:
 def test_beside_joins_only_matching_model_cell_and_object_count() -> None:
     measured = pd.DataFrame({"paper_model": ["CLIP LAION", "CLIP LAION", "", "CLIP LAION"],
                              "position": [1, 2, 1, 1], "n_objects": [4, 4, 4, 3], "rate": [0.5, 0.2, 0.3, 0.6],
-                             "measure": "own"})
+                             "measure": "conditional"})
     out = paper.beside(measured, "TOR", on="position", table=1)
     assert out.paper.iloc[0] == pytest.approx(0.6396) and out.paper.iloc[1] == pytest.approx(0.2159)
     assert np.isnan(out.paper.iloc[2]) and np.isnan(out.paper.iloc[3])
@@ -142,15 +142,20 @@ def test_beside_joins_only_matching_model_cell_and_object_count() -> None:
     assert list(t5.columns).count("paper") == 1 and t5.paper.isna().all()
 
 
-def test_paper_numbers_stand_only_beside_the_own_measure() -> None:
+def test_paper_numbers_stand_only_beside_the_measure_of_their_table() -> None:
+    """The authors' TOR scripts rate the conditional measure (Tables 1, 3, 5), Table 2 is conditional too, COCO's
+    IOR/I2TOR (Table 4) are read as own; a number never lands on another measure's row."""
+    assert paper.paper_measure("TOR", "ComCO") == "conditional" and paper.paper_measure("IOR", "COCO") == "own"
     rows = pd.DataFrame({"paper_model": "CLIP LAION", "position": [1, 1, 1], "n_objects": 4, "rate": 0.5,
                          "measure": ["own", "top1", "conditional"]})
     out = report.with_paper(rows, "TOR", table_no=1)
-    assert out.paper.iloc[0] == pytest.approx(0.6396) and out.paper.iloc[1:].isna().all()
+    assert out.paper.iloc[2] == pytest.approx(0.6396) and out.paper.iloc[:2].isna().all()
     with pytest.raises(ProbeError, match="never shown beside another measure"):
-        report.with_paper(rows[rows.measure != "own"], "TOR", table_no=1)
+        report.with_paper(rows[rows.measure != "conditional"], "TOR", table_no=1)
     with pytest.raises(ProbeError, match="lacks column 'measure'"):
         report.with_paper(rows.drop(columns="measure"), "TOR", table_no=1)
+    coco = report.with_paper(rows.assign(position=1), "IOR", table_no=4, dataset="COCO")
+    assert coco.paper.iloc[0] == pytest.approx(0.3944) and coco.paper.iloc[1:].isna().all()
     pairs = pd.DataFrame({"paper_model": "CLIP openAI", "scenario": ["first", "first"], "rate": 0.9,
                           "pairing": ["authors", "large"]})
     m = report.with_paper(pairs, "image_text_matching", on="scenario", table_no=6)
@@ -162,21 +167,26 @@ def test_paper_numbers_stand_only_beside_the_own_measure() -> None:
 def test_table5_clip_row_is_openai_clip() -> None:
     t5 = paper.published("TOR", table=5)
     assert set(t5.paper_model) == {"CLIP openAI", "SBERT", "SimCSE"}
-    rows = pd.DataFrame({"paper_model": ["CLIP openAI", "SBERT"], "position": 1, "n_objects": 4, "measure": "own"})
+    rows = pd.DataFrame({"paper_model": ["CLIP openAI", "SBERT"], "position": 1, "n_objects": 4,
+                         "measure": "conditional"})
     assert report.with_paper(rows, "TOR", table_no=5).paper.tolist() == pytest.approx([0.5628, 0.2902])
 
 
-def test_measure_tables_give_every_measure_and_the_paper_beside_own_only() -> None:
+def test_measure_tables_give_every_measure_and_the_paper_beside_its_own_measure_only() -> None:
     rng = np.random.default_rng(0)
     objects = [list(rng.choice(8, size=4, replace=False)) for _ in range(60)]
     f = object_retrieval(rng.normal(size=(60, 8)), objects, np.eye(8), range(8))
     f = f.assign(model="m", paper_model="CLIP LAION")
     t = report.measure_tables(f, retrieval.caption_labels, task="TOR", table_no=1, n_boot=50)
-    assert (t.own.measure == "own").all() and t.own.paper.notna().all() and (t.own.position > 0).all()
+    assert t.paper_measure == "conditional" and t.paper is t.conditional
+    assert (t.conditional.measure == "conditional").all() and t.conditional.paper.notna().all()
+    assert (t.own.position > 0).all() and "paper" not in t.own
     assert (t.top1.position == 0).any() and "paper" not in t.top1
-    assert (t.conditional.position > 0).all() and (t.conditional.measure == "conditional").all()
     assert set(t.all().measure) == {"own", "top1", "conditional"}
+    coco = report.measure_tables(f, retrieval.size_labels, task="IOR", table_no=4, dataset="COCO", n_boot=10)
+    assert coco.paper_measure == "own" and coco.own.paper.notna().all() and "paper" not in coco.conditional
     assert "paper" not in report.measure_tables(f, n_boot=10).own
+
 
 def _table(rates, cis, n=100, model="m"):
     return pd.DataFrame({"model": model, "n_objects": 3, "position": range(1, len(rates) + 1),
