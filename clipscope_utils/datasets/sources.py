@@ -9,7 +9,8 @@ paper A used and each table says which one it is:
   from the file-name order;
 * ``coco:<folder>`` — COCO 2017 val (:mod:`coco`): real captions (template ``"coco"``, positions = order of
   mention), objects ranked by annotated area; optional single-object reference images from a
-  DomainNet-layout folder (:mod:`domainnet`), which is what paper A used for COCO IOR.
+  DomainNet-layout folder (:mod:`domainnet`; its ``real`` domain when present, else every domain), which is
+  what paper A used for COCO IOR.
 
 Real sources are sampled to the chapter's object counts and ``n_images`` per count with the chapter's seed, so
 a small run on the full release or COCO is quick and the same parameters give the same images.
@@ -155,7 +156,10 @@ def load_source(value: str, spec: SceneSpec, *, n_images: int, seed: int, domain
     else:
         scenes = _sample(load_coco(src.path, "val2017", min_mentions=2), spec.objects, n_images, seed)
         if domainnet_root:
-            refs = load_domainnet(domainnet_root, classes=scenes.classes, per_class=references_per_class)
+            # photographs, when the folder has DomainNet's "real" domain: COCO's images are photographs too
+            domains = ["real"] if (Path(domainnet_root) / "real").is_dir() else None
+            refs = load_domainnet(domainnet_root, classes=scenes.classes, domains=domains,
+                                  per_class=references_per_class)
             scenes = merge_references(scenes.subset(list(scenes.images.image_id[scenes.images.kind == "multi"])), refs)
     scenes.meta = {**scenes.meta, "source": src.kind, "source_value": value,
                    "dataset": src.label(spec.family), "paper_dataset": src.paper_dataset}
