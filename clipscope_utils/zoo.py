@@ -13,6 +13,7 @@ import dataclasses
 import gc
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pandas as pd
 from tqdm import tqdm
@@ -137,7 +138,9 @@ class ModelZoo:
             spec = self.resolve(name)
             cfg = self.config_of(spec)
             rows.append({"model": spec.name + (" (optional)" if is_optional(name) else ""), "kind": spec.kind,
-                         "resolves to": spec.describe(),
+                         # a page names a local file by its name, never by this machine's path
+                         "resolves to": spec.describe().replace(spec.path, Path(spec.path).name) if spec.path
+                                        else spec.describe(),
                          "paper row": spec.paper_name or "–",
                          "role": "random-init control" if spec.source == "random" else
                                  "text-only baseline" if spec.kind == "text" else "CLIP",

@@ -10,7 +10,6 @@ same report alone.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from ..device import pick_device
 from ..models.base import ModelError
 from ..models.registry import resolve
 from ..paths import content_id
+from ..studies.probes import rephrasings_from
 from ..training import TrainingError
 from ..zoo import ModelZoo, describe_training, parse_external
 from .profiles import Profile
@@ -78,22 +78,6 @@ def _check_folder(kind: str, value: str, params: dict) -> str:
         images = {"sugarcrepe": params.get("coco_images"), "valse": params.get("valse_images")}.get(kind)
         check_files(kind, value, images)
     return f"{kind} data: {value}"
-
-
-def check_rephrase_file(value: str) -> str:
-    """A JSON object mapping each template caption to its rephrasing (paper A rephrased COCO captions with GPT-4o)."""
-    path = Path(value)
-    if not path.is_file():
-        raise ValueError(f"rephrased-captions file {value!r} does not exist; write a JSON object "
-                         "{\"<template caption>\": \"<rephrasing>\", ...} (see the matching chapter), or set '' to "
-                         "match with the template captions")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"rephrased-captions file {value!r} is not valid JSON: {e}") from None
-    if not isinstance(data, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in data.items()):
-        raise ValueError(f"rephrased-captions file {value!r} must be one JSON object of caption -> rephrasing strings")
-    return f"{len(data)} rephrased captions in {value}"
 
 
 def _zoo(notebook: str, params: dict, check: ChapterCheck) -> ModelZoo | None:
@@ -164,7 +148,7 @@ def check_notebook(notebook: str, params: dict[str, Any], schema: dict) -> Chapt
                     if path:
                         out.files[str(Path(path).resolve())] = content_id(path)
             elif kind == "rephrase_file" and value:
-                out.inputs.append(f"{param}: " + check_rephrase_file(value))
+                out.inputs.append(f"{param}: {len(rephrasings_from(value))} rephrased captions in {value}")
                 out.files[str(Path(value).resolve())] = content_id(value)
             elif kind.startswith("folder:") and value:
                 out.inputs.append(f"{param}: " + _folder(kind.split(":", 1)[1], value, params))

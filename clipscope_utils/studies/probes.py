@@ -123,12 +123,14 @@ def text_probes(zoo: ModelZoo, names: Sequence[str], scenes: SceneSet | Mapping[
     categories = size_categories()
     parts = {label: ([], [], [], [], [], []) for label in sources}
     for _, enc in zoo.encoders(names, device, progress=False):
+        # Claim 1's sentences come from the size lists, not from a source: measured once, shared by every source
+        claim1 = measure.claim1_tor(enc, categories, claim1_sentences, template=template, seed=seed)
         for label, data in sources.items():
-            tor, toc, claim1, xtor, combos, notes = parts[label]
+            tor, toc, claims, xtor, combos, notes = parts[label]
             queries = queries_of(data, template) if query_template is None else query_template
             tor.append(measure.tor(enc, data, template, queries))
             toc.append(measure.toc(enc, data, queries, toc_test_fraction, seed))
-            claim1.append(measure.claim1_tor(enc, categories, claim1_sentences, template=template, seed=seed))
+            claims.append(claim1)
             if cross_modal and enc.has_images and not data.singles().images.empty:
                 xtor.append(measure.cross_modal_tor(enc, data, queries, notes=notes))
             if combination_objects:
@@ -265,9 +267,14 @@ def matching_captions(scenes: SceneSet, template: str = "and", replace: str = "a
 
 
 def rephrasings_from(path: str) -> dict[str, str] | None:
-    """The rephrased-captions file of the matching chapter (JSON: template caption -> rephrasing); '' = none."""
+    """The rephrased-captions file of the matching chapter (JSON: template caption -> rephrasing); '' = none.
+    The book's up-front check reads it through here too, so a bad file fails before any work."""
     if not path:
         return None
+    if not Path(path).is_file():
+        raise ProbeError(f"rephrased_captions {path!r} does not exist; write a JSON object "
+                         "{\"<template caption>\": \"<rephrasing>\", ...} (see matching_captions), or set '' to "
+                         "match with the template captions")
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
