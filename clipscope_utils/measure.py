@@ -67,13 +67,16 @@ def cross_modal_tor(enc: Encoder, scenes: SceneSet, template: str = "and", refer
     return _retrieve(enc, "cross-modal TOR", q, texts(enc, q.text.tolist()), refs, images(enc, refs.path.tolist()))
 
 
-def ior(enc: Encoder, scenes: SceneSet, reference_size: str = "large", notes: list[str] | None = None) -> pd.DataFrame:
+def ior(enc: Encoder, scenes: SceneSet, reference_size: str = "large", notes: list[str] | None = None,
+        reference_position: str = "centre") -> pd.DataFrame:
     """IOR: multi-object image -> nearest single-object image, per object (large first).
 
     Images holding a class without a reference image are left out; the line saying so goes to ``notes``.
+    ``reference_position`` "slots" lets each class score its reference nearest in position as well (the
+    position control of generated scenes, see ``inputs.reference_images``).
     """
     need_images(enc, "IOR")
-    refs = inputs.reference_images(scenes, reference_size)
+    refs = inputs.reference_images(scenes, reference_size, reference_position)
     q, note = inputs.covered_queries(inputs.image_queries(scenes), refs.class_id, scenes.classes, "IOR", "images")
     _note(notes, note)
     return _retrieve(enc, "IOR", q, images(enc, q.path.tolist()), refs, images(enc, refs.path.tolist()))

@@ -12,4 +12,5 @@ def optimizer(model: torch.nn.Module, cfg) -> torch.optim.Optimizer:
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     groups = [{"params": [p for n, p in named if exclude(n, p)], "weight_decay": 0.0},
               {"params": [p for n, p in named if not exclude(n, p)], "weight_decay": cfg.weight_decay}]
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
+    # fused: one kernel per step for all parameters (measured faster on CPU than the per-tensor loop)
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6, fused=True)

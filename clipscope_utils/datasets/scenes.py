@@ -83,6 +83,9 @@ class SceneSpec:
     order: str = "largest_first"
     templates: tuple[str, ...] = ("and",)
     single_sizes: tuple[float, ...] = ()  # sizes of the single-object references; () = (large, small)
+    # slots of the single-object references; () = the centre only. Every slot of the layouts: the position
+    # control of IOR (a centred reference resembles a scene whose large object sits in the centre slot)
+    single_slots: tuple[str, ...] = ()
     background: str = "white"
     class_names: tuple[str, ...] = ()  # restrict to these classes; () = all of the family
     margin: float = 0.02
@@ -94,7 +97,7 @@ class SceneSpec:
     prior_classes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        for name in ("objects", "templates", "single_sizes", "class_names", "prior_classes"):
+        for name in ("objects", "templates", "single_sizes", "single_slots", "class_names", "prior_classes"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         self.validate()
         # canonical (class-list) order: the draw does not depend on the order given, so neither does the key
@@ -113,7 +116,7 @@ class SceneSpec:
             raise DatasetError("class_names has duplicates")
         if not self.objects or any(not isinstance(n, int) or not 1 <= n <= MAX_OBJECTS for n in self.objects):
             raise DatasetError(f"objects {list(self.objects)}: each count must be an integer in 1..{MAX_OBJECTS}")
-        for name in ("objects", "templates", "single_sizes"):
+        for name in ("objects", "templates", "single_sizes", "single_slots"):
             values = list(getattr(self, name))
             if len(set(values)) != len(values):
                 raise DatasetError(f"{name} {values} repeats a value: each would make the same images again")
@@ -146,6 +149,9 @@ class SceneSpec:
         if bad or not self.templates:
             raise DatasetError(f"unknown caption templates {bad}; allowed: {sorted(TEMPLATES)} (at least one)")
         _background_rgb(self.background)
+        bad = [s for s in self.single_slots if s not in SLOT_ANCHORS]
+        if bad:
+            raise DatasetError(f"single_slots {bad} are not slots; slots: {list(SLOT_ANCHORS)}")
         self._check_prior()
         if self.large_slot != "random":
             if self.layout != "slots":
@@ -227,6 +233,9 @@ class SceneSpec:
     def single_fractions(self) -> tuple[float, ...]:
         return self.single_sizes or (self.large_size, self.small_size)
 
+    def reference_slots(self) -> tuple[str, ...]:
+        return self.single_slots or ("M",)
+
     def to_dict(self) -> dict:
         """The spec as JSON-ready data (the cache key's material and ``dataset.json``'s ``spec``).
 
@@ -238,6 +247,8 @@ class SceneSpec:
         if not self.size_prior:
             d.pop("size_prior")
             d.pop("prior_classes")
+        if not self.single_slots:  # centre-only references, as before the knob existed: same key
+            d.pop("single_slots")
         return d
 
     def key(self) -> str:
@@ -377,21 +388,25 @@ def _multi_scene(spec: SceneSpec, n: int, index: int) -> _Scene:
     return _compose(spec, f"m{n}-{index:06d}", "multi", names, colors, boxes, large_idx, slots, big, rng)
 
 
-def _single_scene(spec: SceneSpec, class_id: int, size_idx: int) -> _Scene:
+def _single_scene(spec: SceneSpec, class_id: int, size_idx: int, slot: str = "M") -> _Scene:
+    """A class alone at one reference size, centred or at a layout slot (same colour at every slot: the
+    references of a class differ only in where the object is)."""
     rng = np.random.default_rng([spec.seed, 0, class_id, size_idx])
     name = spec.classes[class_id]
     palette = families.colors(spec.family)
     color = palette[int(rng.integers(len(palette)))]
     size = spec.px(spec.single_fractions()[size_idx])
-    box = _slot_box("M", spec.image_size, size, 0)
-    return _compose(spec, f"s{size_idx}-{class_id:03d}", "single", [name], [color], [box], 0, ["M"], "", rng)
+    box = _slot_box(slot, spec.image_size, size, 0 if slot == "M" else spec.px_margin)  # as in the scenes
+    image_id = f"s{size_idx}-{class_id:03d}" + ("" if slot == "M" else f"-{slot}")
+    return _compose(spec, image_id, "single", [name], [color], [box], 0, [slot], "", rng)
 
 
 def _jobs(spec: SceneSpec) -> Iterator[tuple]:
     """Every image to render, singles first, lazily (the list would grow with the dataset)."""
     for s in range(len(spec.single_fractions())):
         for c in range(len(spec.classes)):
-            yield ("single", c, s)
+            for slot in spec.reference_slots():
+                yield ("single", c, (s, slot))
     for n in spec.objects:
         for i in range(spec.images):
             yield ("multi", n, i)
@@ -399,7 +414,8 @@ def _jobs(spec: SceneSpec) -> Iterator[tuple]:
 
 def count_images(spec: SceneSpec) -> int:
     """How many images ``spec`` makes (single-object references included)."""
-    return len(spec.single_fractions()) * len(spec.classes) + len(spec.objects) * spec.images
+    singles = len(spec.single_fractions()) * len(spec.reference_slots()) * len(spec.classes)
+    return singles + len(spec.objects) * spec.images
 
 
 #: bytes on disk per image pixel (image PNG, mask PNG and table rows), measured on 64 px scenes: about 2.3 kB
@@ -423,9 +439,9 @@ def check_disk(spec: SceneSpec, out: Path) -> None:
 
 
 def render(spec: SceneSpec, job: tuple) -> _Scene:
-    """Render one job of :func:`_jobs` (``("single", class_id, size_idx)`` or ``("multi", n, index)``)."""
+    """Render one job of :func:`_jobs` (``("single", class_id, (size_idx, slot))`` or ``("multi", n, index)``)."""
     kind, a, b = job
-    return _single_scene(spec, a, b) if kind == "single" else _multi_scene(spec, a, b)
+    return _single_scene(spec, a, *b) if kind == "single" else _multi_scene(spec, a, b)
 
 
 def _write_job(args: tuple) -> tuple:

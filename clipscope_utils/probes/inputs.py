@@ -19,6 +19,9 @@ from ..datasets.tables import SceneSet
 from . import ProbeError
 
 
+#: where the single-object references of a generated set sit (see ``reference_images``)
+REFERENCE_POSITIONS = ("centre", "slots")
+
 def _class_index(scenes: SceneSet) -> dict[str, int]:
     return {name: i for i, name in enumerate(scenes.classes)}
 
@@ -143,23 +146,34 @@ def image_queries(scenes: SceneSet) -> pd.DataFrame:
                          "objects": [grouped[i] for i in ids]})
 
 
-def reference_images(scenes: SceneSet, size: str = "large") -> pd.DataFrame:
+def reference_images(scenes: SceneSet, size: str = "large", position: str = "centre") -> pd.DataFrame:
     """Single-object reference images per class: ``class_id``, ``image_id``, ``path``.
 
     Generated sets hold each class at the large (``s0-``) and small (``s1-``) size; ``size``
     picks one ("large", "small") or keeps both ("all": a class then scores its best reference).
-    Other sources keep all their singles.
+    ``position`` "centre" keeps the centred references; "slots" also every slot reference the set has
+    (``SceneSpec.single_slots``), so a class scores its reference nearest in position too. Other
+    sources keep all their singles.
     """
     allowed = {"large": 0, "small": 1, "all": None}
     if size not in allowed:
         raise ProbeError(f"reference size must be one of {sorted(allowed)}, got {size!r}")
+    if position not in REFERENCE_POSITIONS:
+        raise ProbeError(f"reference position must be one of {list(REFERENCE_POSITIONS)}, got {position!r}")
     singles = scenes.singles()
     if singles.images.empty:
         raise ProbeError("the dataset has no single-object reference images")
     objs = singles.objects[["image_id", "class_id"]].merge(singles.images[["image_id", "path"]], on="image_id")
-    prefix = objs.image_id.str.extract(r"^s(\d+)-", expand=False)
-    if allowed[size] is not None and prefix.notna().all():
-        objs = objs[prefix.astype(int) == allowed[size]]
+    parts = objs.image_id.str.extract(r"^s(\d+)-\d+(?:-([A-Z]+))?$")
+    if parts[0].notna().all():  # a generated set
+        if allowed[size] is not None:
+            keep = parts[0].astype(int) == allowed[size]
+            objs, parts = objs[keep], parts[keep]
+        if position == "centre":
+            objs = objs[parts[1].isna()]
+        elif parts[1].isna().all():
+            raise ProbeError("reference position 'slots' needs scenes generated with single_slots "
+                             "(slot references); these have centred references only")
     objs = objs.assign(path=[str(scenes.root / p) for p in objs.path], class_id=objs.class_id.astype(int))
     return objs.sort_values(["class_id", "image_id"]).reset_index(drop=True)[["class_id", "image_id", "path"]]
 

@@ -162,6 +162,21 @@ def close(g) -> None:
     plt.close("all")
 
 
+def preferred_position(t: pd.DataFrame) -> str:
+    """The label of the first or last position when its interval lies wholly above every other position's
+    (one model and object count, positions >= 1), else ''."""
+    t = t[t.position > 0]
+    first, rest = t[t.position == 1], t[t.position > 1]
+    if first.empty or rest.empty or np.isnan(first.rate.iloc[0]):
+        return ""
+    if first.ci_low.iloc[0] > rest.ci_high.max():
+        return str(first.label.iloc[0]) if "label" in t else "position 1"
+    last = rest[rest.position == rest.position.max()].iloc[0]
+    if last.ci_low > t[t.position < last.position].ci_high.max():
+        return str(last.label) if "label" in t else f"position {int(last.position)}"
+    return ""
+
+
 def position_bias_summary(table: pd.DataFrame, probe: str) -> str:
     """One sentence per model and object count: is position 1 retrieved more than any other position?
 
@@ -175,13 +190,8 @@ def position_bias_summary(table: pd.DataFrame, probe: str) -> str:
         if rest.empty or np.isnan(first.rate):
             continue
         best = rest.loc[rest.rate.idxmax()]
-        last = rest[rest.position == rest.position.max()].iloc[0]
-        if first.ci_low > rest.ci_high.max():
-            verdict = f"**{first.label} preferred**"
-        elif last.ci_low > t[t.position < last.position].ci_high.max():
-            verdict = f"**{last.label} preferred**"
-        else:
-            verdict = "no single dominant position detected"
+        preferred = preferred_position(t)
+        verdict = f"**{preferred} preferred**" if preferred else "no single dominant position detected"
         lines.append(f"- `{model}`, {n} objects: {first.label} {fmt(first.rate, first.ci_low, first.ci_high)} vs best other "
                      f"({best.label}) {fmt(best.rate, best.ci_low, best.ci_high)}, n = {int(first.n)}: {verdict}.")
     return f"**{probe}, measured here:**\n\n" + "\n".join(lines)

@@ -152,3 +152,106 @@ def plot_progression(prog: pd.DataFrame):
 def progression_wide(prog: pd.DataFrame) -> pd.DataFrame:
     """The same rates as a table: one column per checkpoint."""
     return prog.pivot_table(index=["probe", "n_objects", "order"], columns="samples", values="rate").round(2)
+
+
+# -- the quality confound: fixed budget against matched quality ------------------------------------------
+def matched_checkpoints(curve: pd.DataFrame, target: float) -> pd.DataFrame:
+    """Per run (``order``, ``seed``): the trained checkpoint whose zero-shot accuracy is closest to ``target``
+    (ties: the earlier one). ``curve`` is :func:`pretraining.sanity_curve`'s table."""
+    if not 0 < target <= 1:
+        raise ValueError(f"matched_accuracy must be in (0, 1], got {target}")
+    trained = curve[curve.samples > 0].assign(gap=lambda d: (d.rate - target).abs())
+    picked = trained.sort_values(["gap", "samples"]).groupby(["order", "seed"], sort=False).head(1)
+    return picked.sort_values(["order", "seed"])[["order", "seed", "samples", "n", "rate", "ci_low", "ci_high"]]
+
+
+def matched_frames(runs: Sequence[TrainedModel], picked: pd.DataFrame, scenes: SceneSet, template: str = "and",
+                   device: str = "auto") -> pd.DataFrame:
+    """TOR and IOR frames of every run at its matched checkpoint."""
+    at = {(r.order, r.seed): int(r.samples) for r in picked.itertuples()}
+    jobs = []
+    for run in runs:
+        samples = at[(run.config.order, run.config.seed)]
+        jobs.append((dict(order=run.config.order, seed=run.config.seed, samples=samples), run.model_name(samples)))
+    return probe_checkpoints(jobs, scenes, template, ("TOR", "IOR"), device)
+
+
+def budget_comparison(fixed: pd.DataFrame, matched: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """TOR and IOR per position at the fixed budget (final checkpoints) and at matched quality, seeds pooled."""
+    last = fixed.samples.max()
+    frames = pd.concat([fixed[(fixed.samples == last) & fixed.probe.isin(["TOR", "IOR"])].assign(
+                            comparison="fixed budget"), matched.assign(comparison="matched quality")],
+                       ignore_index=True)
+    parts = [report.retrieval_table(f, by=("comparison", "order"), labels=PROBE_LABELS[probe], n_boot=n_boot,
+                                    seed=seed).assign(probe=probe) for probe, f in frames.groupby("probe", sort=False)]
+    return pd.concat(parts, ignore_index=True)
+
+
+def verdicts(table: pd.DataFrame) -> pd.DataFrame:
+    """Which position each condition prefers (first or last, its interval above every other; '' = none), per
+    comparison, and whether the fixed-budget and matched-quality verdicts agree."""
+    rows = []
+    for (probe, order, n, comparison), t in table.groupby(["probe", "order", "n_objects", "comparison"], sort=False):
+        rows.append({"probe": probe, "order": order, "n_objects": n, "comparison": comparison,
+                     "verdict": report.preferred_position(t) or "no dominant position"})
+    wide = pd.DataFrame(rows).pivot_table(index=["probe", "n_objects", "order"], columns="comparison",
+                                          values="verdict", aggfunc="first", sort=False)
+    wide["agree"] = wide["fixed budget"] == wide["matched quality"]
+    return wide.reset_index()
+
+
+def verdict_summary(v: pd.DataFrame, picked: pd.DataFrame) -> str:
+    """The commentary: how far apart the conditions' quality was, and whether the verdicts survive matching."""
+    acc = ", ".join(f"{r.order} seed {r.seed}: {r.rate:.2f} at {r.samples}" for r in picked.itertuples())
+    differ = v[~v.agree]
+    text = (f"**Measured here:** the matched checkpoints (zero-shot accuracy, samples seen): {acc}. "
+            f"The verdicts agree in {int(v.agree.sum())} of {len(v)} cells (probe × object count × condition)")
+    if differ.empty:
+        return text + ": at matched quality the conclusions are the same as at the fixed budget."
+    cells = "; ".join(f"{r['probe']} {r['n_objects']} objects, {r['order']}: {r['fixed budget']} → "
+                      f"{r['matched quality']}" for _, r in differ.iterrows())
+    return text + f". They differ in: {cells}. Those conclusions depend on how far the runs had learned."
+
+
+# -- the position artefact: centred references against references at the object's own slot -------------------
+def slot_control(runs: Sequence[TrainedModel], scenes: SceneSet, device: str = "auto", n_boot: int = 1000,
+                 seed: int = 0) -> pd.DataFrame:
+    """IOR's large-object rate by the large object's slot, with centred references (the paper's setup) and with
+    references at every slot (a class scores its best), for the untrained start and the final checkpoint of
+    every run (orders and seeds pooled). Where the two agree, IOR reads size; where only the centre slot stands
+    out with centred references, it reads position."""
+    frames = []
+    for r in runs:
+        for state, (_, name) in zip(("untrained", "trained"), r.checkpoint_names("final")):
+            enc = load_model(name, device=device)
+            for reference, position in (("centred", "centre"), ("at every slot", "slots")):
+                frames.append(measure.ior(enc, scenes, reference_position=position).assign(
+                    state=state, reference=reference))
+    frame = pd.concat(frames, ignore_index=True)
+    slots = scenes.images.set_index("image_id").large_slot
+    frame["large_slot"] = frame.query_id.map(slots)
+    table = report.retrieval_table(frame, by=("state", "reference", "large_slot"), labels=retrieval.size_labels,
+                                   n_boot=n_boot, seed=seed)
+    return table[table.position == 1]
+
+
+def slot_summary(table: pd.DataFrame) -> str:
+    """Per state and object count: does the centre slot stand out with centred references, and without them?"""
+    lines = []
+    for (state, n), t in table.groupby(["state", "n_objects"], sort=False):
+        parts = []
+        for reference, u in t.groupby("reference", sort=False):
+            centre = u[u.large_slot == "M"]
+            others = u[u.large_slot != "M"]
+            if centre.empty or others.empty:
+                parts.append(f"{reference} references: " + ", ".join(
+                    f"{s} {report.fmt(r, lo, hi)}" for s, r, lo, hi in
+                    zip(u.large_slot, u.rate, u.ci_low, u.ci_high)))
+                continue
+            c = centre.iloc[0]
+            stands = c.ci_low > others.ci_high.max()
+            parts.append(f"{reference} references: centre {report.fmt(c.rate, c.ci_low, c.ci_high)} vs corners "
+                         f"{others.rate.min():.2f}–{others.rate.max():.2f}"
+                         + (" (**centre stands out**)" if stands else ""))
+        lines.append(f"- {state}, {n} objects: " + "; ".join(parts) + ".")
+    return "**Large-object rate by its slot, measured here:**\n\n" + "\n".join(lines)

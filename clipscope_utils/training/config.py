@@ -12,6 +12,7 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import open_clip
 import torch
@@ -19,12 +20,14 @@ import torch
 from ..datasets import sizes
 from ..datasets.tables import DatasetError
 from ..device import pick_device
+from ..paths import file_sha256
+from .throughput import PRECISIONS
 
 ORDERS = ("largest_first", "shuffled", "largest_last")
-TRAINER_VERSION = 1  # bump when the loop changes what a config produces
+TRAINER_VERSION = 2  # bump when the loop changes what a config produces (2: fused AdamW, fitted context)
 # Knobs added after runs were cached: at their default value they are left out of the key material, so
 # every earlier config keeps its key (and ``trained:<order>[:seed]`` its cached run).
-KEYLESS_DEFAULTS = {"size_prior": 0.0}
+KEYLESS_DEFAULTS = {"size_prior": 0.0, "init": ""}
 
 
 class TrainingError(ValueError):
@@ -47,7 +50,7 @@ class TrainConfig:
     never carry it (see ``data.scene_spec``).
     """
 
-    model: str = "clipscope-tiny"
+    model: str = "clipscope-small"
     family: str = "comco"
     objects: tuple[int, ...] = (1, 2, 3, 4)
     scenes: int = 2000  # generated scenes per object count
@@ -57,16 +60,18 @@ class TrainConfig:
     template: str = "and"
     order: str = "largest_first"
     p_first: float = 1.0
-    samples: int = 20000  # training samples seen in total
+    samples: int = 40000  # training samples seen in total
     batch_size: int = 128
     lr: float = 1e-3
     weight_decay: float = 0.1
     warmup: int = 50  # optimiser steps
-    checkpoints: int = 5  # evenly spaced checkpoints (in samples seen), the last at ``samples``
+    checkpoints: int = 8  # evenly spaced checkpoints (in samples seen), the last at ``samples``
     seed: int = 0
     threads: int = 1
     device: str = "cpu"
     size_prior: float = 0.0
+    precision: str = "bf16"  # "bf16": bf16 autocast, attention and loss in fp32 (see ``throughput``); or "fp32"
+    init: str = ""  # an open_clip checkpoint of ``model`` to start from ('' = from scratch): the cure test
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "objects", tuple(int(n) for n in self.objects))
@@ -91,6 +96,11 @@ class TrainConfig:
             raise TrainingError(f"batch_size {self.batch_size} is larger than the {n_train} training scenes "
                                 f"({self.scenes} per object count x {len(self.objects)} counts): a contrastive batch "
                                 "needs distinct pairs; lower batch_size or raise n_scenes")
+        if self.init and not Path(self.init).is_file():
+            raise TrainingError(f"init: the starting checkpoint {self.init} does not exist; give a finished run's "
+                                "checkpoint file (TrainedModel.final) or '' to train from scratch")
+        if self.precision not in PRECISIONS:
+            raise TrainingError(f"precision must be one of {list(PRECISIONS)}, got {self.precision!r}")
         if self.lr <= 0 or self.weight_decay < 0 or self.warmup < 0:
             raise TrainingError("lr must be > 0, weight_decay and warmup >= 0")
         p = self.size_prior
@@ -127,6 +137,8 @@ class TrainConfig:
                     "open_clip": open_clip.__version__}
         if self.size_prior:  # the class list is derived data: a changed size table must not reuse a run
             material["prior_classes"] = list(self.prior_classes())
+        if self.init:  # the starting weights by content: a retrained start never reads a stale fine-tune
+            material["init_sha256"] = file_sha256(self.init)
         return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:16]
 
     def replace(self, **changes) -> "TrainConfig":

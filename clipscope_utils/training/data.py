@@ -13,13 +13,15 @@ import torch
 
 from ..datasets import SceneSpec, generate_cached
 from ..datasets.captions import caption
+from ..datasets.scenes import SLOT_LAYOUTS
 from ..datasets.tables import SceneSet, open_image
 from .config import TrainConfig
 
 
 def scene_spec(cfg: TrainConfig, split: str = "train", images: int | None = None) -> SceneSpec:
     """The generated scenes of a config. The ``eval`` split draws unseen scenes (another seed) of the
-    multi-object counts only, ``images`` per count, for the probes and sanity checks.
+    multi-object counts only, ``images`` per count, for the probes and sanity checks, with single-object
+    references centred and at every slot of its layouts.
 
     Only the ``train`` split carries the config's class-size prior. The ``eval`` split never does: there
     every class is large or small equally often, which is what lets the Claim 1 probes tell a learned
@@ -29,9 +31,11 @@ def scene_spec(cfg: TrainConfig, split: str = "train", images: int | None = None
         raise ValueError(f"split must be 'train' or 'eval', got {split!r}")
     objects = cfg.objects if split == "train" else tuple(n for n in cfg.objects if n > 1) or (2,)
     prior = dict(size_prior=cfg.size_prior, prior_classes=cfg.prior_classes()) if split == "train" else {}
+    # eval: references at every slot of the eval layouts too, for IOR's position control
+    slots = {} if split == "train" else dict(single_slots=tuple(sorted({s for n in objects for s in SLOT_LAYOUTS[n]})))
     return SceneSpec(family=cfg.family, objects=objects, images=images or cfg.scenes, image_size=cfg.image_size,
                      large_size=cfg.large_size, small_size=cfg.small_size, templates=(cfg.template,),
-                     order="random", seed=cfg.seed if split == "train" else 10_000 + cfg.seed, **prior)
+                     order="random", seed=cfg.seed if split == "train" else 10_000 + cfg.seed, **prior, **slots)
 
 
 class TrainingData:
@@ -80,6 +84,10 @@ class TrainingData:
         else:
             ordered = [names[i] for i in rng.permutation(len(names))]
         return caption(ordered, self.cfg.template)
+
+    def scene_captions(self) -> list[str]:
+        """One caption per scene (every order of a scene's objects has the same words): what sets the context."""
+        return [caption(names, self.cfg.template) for names in self.names]
 
     def batch(self, step: int) -> tuple[torch.Tensor, list[str]]:
         """Normalised images and captions of optimiser step ``step``."""

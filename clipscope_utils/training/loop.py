@@ -33,6 +33,7 @@ from ..optim import optimizer
 from ..paths import atomic_write, cache_dir, cached_folder, is_complete
 from .config import TrainConfig, TrainingError
 from .data import TrainingData
+from .throughput import FittedContext, autocast, caption_length
 
 DONE = "done.json"  # written last: the run is complete
 
@@ -56,11 +57,12 @@ class TrainedModel:
         return f"{self.config.model}@{path}"
 
     def checkpoint_names(self, which: str = "all") -> list[tuple[int, str]]:
-        """(samples seen, registry name) of the run's states: its untrained start (the random init of the same
-        seed), then all its checkpoints or only the final one (``which``: "all" or "final")."""
+        """(samples seen, registry name) of the run's states: its start (the random init of the same seed, or
+        the checkpoint a fine-tune starts from), then all its checkpoints or only the final one (``which``: "all" or "final")."""
         if which not in ("all", "final"):
             raise ValueError(f"which must be 'all' or 'final', got {which!r}")
-        start = [(0, f"random:{self.config.model}:{self.config.seed}")]
+        init = self.config.init
+        start = [(0, f"{self.config.model}@{init}" if init else f"random:{self.config.model}:{self.config.seed}")]
         if which == "final":
             return start + [(max(self.checkpoints), self.model_name())]
         return start + [(s, self.model_name(s)) for s in sorted(self.checkpoints)]
@@ -68,7 +70,8 @@ class TrainedModel:
 
 def run_folder(cfg: TrainConfig) -> Path:
     prior = f"-prior{cfg.size_prior:g}" if cfg.size_prior else ""  # tells prior runs apart at a glance
-    return cache_dir() / "models" / f"{cfg.model}-{cfg.order}{prior}-s{cfg.seed}-{cfg.key()}"
+    tuned = "-finetune" if cfg.init else ""
+    return cache_dir() / "models" / f"{cfg.model}-{cfg.order}{prior}{tuned}-s{cfg.seed}-{cfg.key()}"
 
 
 def _atomic_save(obj, path: Path) -> None:
@@ -85,6 +88,8 @@ def _build(cfg: TrainConfig):
         torch.manual_seed(cfg.seed)
         with registry.quiet_open_clip():  # no pretrained weights, on purpose: trained from scratch
             model = open_clip.create_model(cfg.model, pretrained=None, output_dict=True)
+    if cfg.init:  # a fine-tune of an earlier run (the cure test): its weights, a fresh optimiser
+        model.load_state_dict(torch.load(cfg.init, map_location="cpu", weights_only=True))
     tokenizer = open_clip.get_tokenizer(cfg.model)
     return model, tokenizer
 
@@ -138,6 +143,11 @@ def _train(cfg: TrainConfig, folder: Path, progress: bool, stop_after_step: int 
         model.to(device).train()
         pre = open_clip.get_model_preprocess_cfg(model)
         data = TrainingData(cfg, scenes, mean=pre["mean"], std=pre["std"])
+        length = caption_length(tokenizer, data.scene_captions())
+        if length > model.context_length:
+            raise TrainingError(f"the longest training caption has {length} tokens but {cfg.model} reads "
+                                f"{model.context_length}; use fewer objects or a model with a longer context")
+        fitted = FittedContext(model, length)  # before the optimiser: it owns the narrowed table
         opt = optimizer(model, cfg)
         schedule = cosine_lr(opt, cfg.lr, cfg.warmup, cfg.steps)
         loss_fn = open_clip.ClipLoss()
@@ -148,7 +158,7 @@ def _train(cfg: TrainConfig, folder: Path, progress: bool, stop_after_step: int 
             except Exception as e:  # noqa: BLE001 - a truncated or foreign file: say which, and what to do
                 raise TrainingError(f"the saved training state {folder / 'state.pt'} cannot be read ({type(e).__name__}); "
                                     "delete it to start this run over (the run is deterministic)") from None
-            model.load_state_dict(state["model"])
+            fitted.load_state_dict(state["model"])
             opt.load_state_dict(state["optimizer"])
             start, log = state["step"], state["log"]
         saves = set(cfg.checkpoint_steps())
@@ -158,9 +168,10 @@ def _train(cfg: TrainConfig, folder: Path, progress: bool, stop_after_step: int 
         for step in bar:
             schedule(step)
             images, texts = data.batch(step)
-            images, tokens = images.to(device), tokenizer(texts).to(device)
-            out = model(images, tokens)
-            loss = loss_fn(out["image_features"], out["text_features"], out["logit_scale"])
+            images, tokens = images.to(device), tokenizer(texts, context_length=fitted.length or None).to(device)
+            with autocast(device, cfg.precision):
+                out = model(images, tokens)
+            loss = loss_fn(out["image_features"].float(), out["text_features"].float(), out["logit_scale"].float())
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -170,9 +181,9 @@ def _train(cfg: TrainConfig, folder: Path, progress: bool, stop_after_step: int 
             log.append({"step": done, "samples": done * cfg.batch_size, "loss": float(loss.detach()),
                         "lr": opt.param_groups[0]["lr"], "seconds": time.perf_counter() - t0})
             if done in saves:
-                _atomic_save(model.state_dict(), folder / f"ckpt-{done * cfg.batch_size:08d}.pt")
+                _atomic_save(fitted.state_dict(), folder / f"ckpt-{done * cfg.batch_size:08d}.pt")
             if done in saves or done == stop_after_step:
-                _atomic_save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": done,
+                _atomic_save({"model": fitted.state_dict(), "optimizer": opt.state_dict(), "step": done,
                               "log": log}, folder / "state.pt")
             if done == stop_after_step:
                 bar.close()

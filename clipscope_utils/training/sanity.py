@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .. import measure
 from ..datasets.tables import SceneSet
 from ..embeddings import embed_images, embed_texts
 from ..models.base import Encoder
@@ -37,4 +38,15 @@ def recall_at_1(enc: Encoder, scenes: SceneSet, template: str = "and") -> pd.Dat
     rows = [pd.DataFrame({"image_id": q.query_id, "n_objects": q.n_objects, "direction": d,
                           "hit": (s.argmax(axis=1) == own).astype(float)})
             for d, s in (("image→text", sim), ("text→image", sim.T))]
+    return pd.concat(rows, ignore_index=True)
+
+
+def own_object_share(enc: Encoder, scenes: SceneSet, template: str = "and") -> pd.DataFrame:
+    """Per multi-object query: is its nearest single-object reference (of all classes) one of its own objects?
+    Image queries against centred reference images (IOR) and caption queries against single captions (TOR)."""
+    rows = []
+    for probe, frame in (("IOR", measure.ior(enc, scenes)), ("TOR", measure.tor(enc, scenes, template))):
+        per_query = frame.groupby("query_id", sort=False).agg(n_objects=("n_objects", "first"), miss=("miss", "first"))
+        rows.append(pd.DataFrame({"image_id": per_query.index, "n_objects": per_query.n_objects, "probe": probe,
+                                  "hit": 1.0 - per_query.miss.to_numpy()}))
     return pd.concat(rows, ignore_index=True)
