@@ -76,11 +76,15 @@ class ModelZoo:
 
     training: TrainConfig = field(default_factory=training_template)
     skipped: list[str] = field(default_factory=list, compare=False)  # notes on optional models not on this machine
+    #: the (order, seed) grid of the pretraining chapter: trained together when any of it is first needed
+    grid: tuple[tuple[str, int], ...] = ()
 
     @classmethod
     def from_pretraining(cls, pretraining: Mapping | None) -> "ModelZoo":
         """The zoo of a profile, from its pretraining chapter's parameters."""
-        return cls(training_template(pretraining))
+        grid = tuple((o, int(s)) for o in pretraining.get("orders", ()) for s in pretraining.get("seeds", ())) \
+            if pretraining else ()
+        return cls(training_template(pretraining), grid=grid)
 
     # -- names -------------------------------------------------------------------------------------------
     def trained_config(self, order: str, seed: int) -> TrainConfig:
@@ -160,11 +164,13 @@ class ModelZoo:
         return enc
 
     def train_missing(self, names: Iterable[str], workers: int = 2, progress: bool = True) -> None:
-        """Train the not-yet-cached ``trained:`` models among ``names`` ``workers`` at a time, so a chapter that
-        needs several waits for the slowest lane rather than for their sum."""
+        """Train the not-yet-cached ``trained:`` models among ``names``, and the rest of the pretraining grid,
+        ``workers`` at a time, so a chapter that needs several waits for the slowest lane rather than for their sum
+        (and the grid's odd run out does not leave a core idle in a later chapter)."""
         configs = [c for c in (self.config_of(n) for n in dict.fromkeys(names)) if c is not None]
-        if configs:
-            train_many(configs, workers=workers, progress=progress)
+        if configs:  # with the rest of the grid: one batch keeps every worker busy (train_many skips cached runs)
+            grid = [self.trained_config(o, s) for o, s in self.grid]
+            train_many(list(dict.fromkeys(configs + grid)), workers=workers, progress=progress)
 
     def encoders(self, names: Iterable[str], device: str = "auto",
                  progress: bool = True) -> Iterator[tuple[str, Encoder]]:

@@ -8,7 +8,7 @@ import torch
 from clipscope_utils.training import TrainConfig, TrainingError, run_folder, train
 from clipscope_utils.training.data import TrainingData
 
-TINY = dict(scenes=6, objects=(1, 2, 3), samples=8 * 4, batch_size=8, checkpoints=2, warmup=1, seed=0)
+TINY = dict(model="clipscope-tiny", scenes=6, objects=(1, 2, 3), samples=8 * 4, batch_size=8, checkpoints=2, warmup=1, seed=0)
 
 
 @pytest.fixture

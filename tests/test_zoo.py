@@ -75,7 +75,7 @@ def test_train_missing_hands_only_trained_names_to_parallel_training(monkeypatch
 
 def test_describe_names_the_training_config_of_trained_models() -> None:
     table = ModelZoo().describe(["trained:largest_first", "glove"])
-    assert table["trained here"].iloc[0] == f"20,000 samples, batch 128, key {TrainConfig().key()[:8]}"
+    assert table["trained here"].iloc[0] == f"40,000 samples, batch 128, key {TrainConfig().key()[:8]}"
     assert table["trained here"].iloc[1] == "–"
 
 
@@ -93,3 +93,14 @@ def test_an_optional_model_is_skipped_with_a_note_when_absent(monkeypatch, tmp_p
     assert len(zoo.skipped) == 1 and "SimCSE (optional) was skipped" in zoo.skipped[0]
     with pytest.raises(ModelError):  # the same name without "?" is an error, as before
         list(zoo.encoders(["simcse"], device="cpu", progress=False))
+
+
+def test_the_first_missing_trained_model_brings_the_whole_grid_into_one_batch(monkeypatch) -> None:
+    seen = {}
+    monkeypatch.setattr(zoo_module, "train_many", lambda configs, workers, progress: seen.update(configs=configs))
+    block = {"orders": ["largest_first", "shuffled"], "seeds": [0, 1], "samples": 512, "batch_size": 64}
+    zoo = ModelZoo.from_pretraining(block)
+    zoo.train_missing(["trained:shuffled:1", "glove"], progress=False)
+    assert [(c.order, c.seed) for c in seen["configs"]] == [
+        ("shuffled", 1), ("largest_first", 0), ("largest_first", 1), ("shuffled", 0)]
+    assert all(c.samples == 512 for c in seen["configs"])

@@ -137,8 +137,8 @@ class TrainConfig:
                     "open_clip": open_clip.__version__}
         if self.size_prior:  # the class list is derived data: a changed size table must not reuse a run
             material["prior_classes"] = list(self.prior_classes())
-        if self.init:  # the starting weights by content: a retrained start never reads a stale fine-tune
-            material["init_sha256"] = file_sha256(self.init)
+        if self.init:  # the starting weights by content, not by path: a retrained start never reads a stale run
+            config["init"] = file_sha256(self.init)
         return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:16]
 
     def replace(self, **changes) -> "TrainConfig":
