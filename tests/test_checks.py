@@ -64,6 +64,8 @@ def test_gpu_probe_chapters_use_the_pretraining_chapters_training() -> None:
     ("cae.sugarcrepe_root=/tmp", "sugarcrepe_root", "needs its image folder"),
     ("progression.external=[5=ViT-B-32@/no/such.pt]", "external", "does not exist"),
     ("pretraining.model=clipscope-huge", "pretraining", "clipscope-huge"),
+    ("origin.long_samples=256", "long_samples", "must exceed the pretraining runs' samples (512)"),
+    ("origin.cure_samples=8", "cure_samples", "must be at least one batch"),
 ])
 def test_a_bad_value_names_notebook_parameter_and_what_is_allowed(override, parameter, message) -> None:
     found = problems(checked("smoke", override))
@@ -81,7 +83,7 @@ def test_cuda_without_a_gpu_is_refused() -> None:
 
 def test_model_sets_expand_and_unknown_sets_are_named() -> None:
     params = load_profile(ROOT / "profiles", "default", NOTEBOOKS).params
-    assert params["matching"]["models"] == ["random:clipscope-tiny", "trained:largest_first", "trained:shuffled",
+    assert params["matching"]["models"] == ["random:clipscope-small", "trained:largest_first", "trained:shuffled",
                                             "trained:largest_last"]
     with pytest.raises(ParameterError, match="unknown model set '@nope'.*@self_trained"):
         load_profile(ROOT / "profiles", "default", NOTEBOOKS, ["matching.models=['@nope']"])
@@ -108,5 +110,5 @@ def test_check_command_executes_nothing_and_exits_non_zero() -> None:
     good = subprocess.run([sys.executable, "-m", "clipscope_utils.book", "check", "--profile", "gpu"], cwd=ROOT,
                           capture_output=True, text=True)
     assert good.returncode == 0, good.stderr
-    assert "trained:largest_first:0: clipscope-tiny trained from scratch" in good.stdout
+    assert "trained:largest_first:0: clipscope-small trained from scratch" in good.stdout
     assert "400000 samples" in good.stdout and "nothing was executed" in good.stdout

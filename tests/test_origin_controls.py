@@ -146,3 +146,18 @@ def test_quality_flags_every_run_below_a_bar() -> None:
     note = pt.quality_note(q)
     assert "1 of 2 runs miss a quality bar" in note and "shuffled seed 0 (recall@1 image→text, recall@1 text→image)" in note
     assert pt.quality_note(q.iloc[:1]).startswith("All 1 runs reach the quality bars")
+
+
+def test_cure_summary_reports_the_change_of_the_first_position_and_the_zero_shot_cost() -> None:
+    tor = pd.DataFrame([dict(arm=arm, samples=s, n_objects=2, position=1, label="first", rate=r, ci_low=r - 0.05,
+                             ci_high=r + 0.05, n=100)
+                        for arm, rates in (("shuffled captions", (0.8, 0.5)), ("largest_first captions", (0.8, 0.78)))
+                        for s, r in zip((0, 4000), rates)])
+    zs = pd.DataFrame([dict(arm="shuffled captions", samples=s, rate=r, ci_low=r - 0.02, ci_high=r, n=63)
+                       for s, r in ((0, 1.0), (4000, 0.97))])
+    text = cure.summary(tor, zs)
+    assert ("shuffled captions, 2 objects: 0.80 [0.75, 0.85] → 0.50 [0.45, 0.55] after 4000 samples, n = 100: "
+            "**fell** (now within chance).") in text
+    assert "largest_first captions, 2 objects: 0.80 [0.75, 0.85] → 0.78 [0.73, 0.83] after 4000 samples, n = 100: " \
+           "no change detected." in text
+    assert "zero-shot accuracy, shuffled captions: 1.00 [0.98, 1.00] → 0.97 [0.95, 0.97] (n = 63)." in text

@@ -154,7 +154,7 @@ def test_image_side_tags_size_and_class_group(monkeypatch) -> None:
 
 
 def run(seed: int, size_prior: float, **changes):
-    cfg = TrainConfig(scenes=6, samples=32, batch_size=8, seed=seed, size_prior=size_prior, **changes)
+    cfg = TrainConfig(model="clipscope-tiny", scenes=6, samples=32, batch_size=8, seed=seed, size_prior=size_prior, **changes)
     return SimpleNamespace(config=cfg, model_name=lambda: f"clipscope-tiny@/runs/{seed}-{size_prior}.pt")
 
 

@@ -146,16 +146,16 @@ def test_external_checkpoints_are_parsed_and_checked_before_any_work(tmp_path) -
         parse_external(["5=ViT-B-32@/no-such/file.pt"])
 
 
-def test_default_configs_keep_the_keys_recorded_before_size_prior(monkeypatch) -> None:
+def test_default_configs_keep_their_recorded_keys(monkeypatch) -> None:
     """``trained:<order>[:seed]`` names cached runs by key: a new knob at its default must not move them.
-    Recorded before ``size_prior`` existed, with the library versions pinned to fixed strings."""
+    Recorded for trainer version 2 (the bf16 loop), with the library versions pinned to fixed strings."""
     import open_clip
 
     monkeypatch.setattr(torch, "__version__", "T")
     monkeypatch.setattr(open_clip, "__version__", "O")
-    assert TrainConfig().key() == "29de763b5adf4dd5"
-    assert TrainConfig(order="shuffled", seed=1).key() == "16b68a7d29cd2596"
-    assert TrainConfig(size_prior=0).key() == TrainConfig().key()
+    assert TrainConfig().key() == "170a549efe38c305"
+    assert TrainConfig(order="shuffled", seed=1).key() == "d1344127d5304362"
+    assert TrainConfig(size_prior=0).key() == TrainConfig(init="").key() == TrainConfig().key()
 
 
 def test_size_prior_is_a_keyed_knob_of_the_training_split_only(monkeypatch) -> None:

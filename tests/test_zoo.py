@@ -22,7 +22,7 @@ def profile(name: str, *overrides: str):
 def test_trained_names_resolve_to_the_block_runs_and_reject_bad_orders() -> None:
     zoo = ModelZoo()
     spec = zoo.resolve("trained:shuffled:1")
-    assert spec.name == "trained:shuffled:1" and spec.kind == "clip" and spec.arch == "clipscope-tiny"
+    assert spec.name == "trained:shuffled:1" and spec.kind == "clip" and spec.arch == "clipscope-small"
     assert TrainConfig(order="shuffled", seed=1).key() in spec.note
     assert zoo.resolve("trained:largest_last").name == "trained:largest_last:0"
     assert zoo.config_of("trained:largest_last") == TrainConfig(order="largest_last", seed=0)
@@ -75,7 +75,7 @@ def test_train_missing_hands_only_trained_names_to_parallel_training(monkeypatch
 
 def test_describe_names_the_training_config_of_trained_models() -> None:
     table = ModelZoo().describe(["trained:largest_first", "glove"])
-    assert table["trained here"].iloc[0] == f"40,000 samples, batch 128, key {TrainConfig().key()[:8]}"
+    assert table["trained here"].iloc[0] == f"48,000 samples, batch 128, key {TrainConfig().key()[:8]}"
     assert table["trained here"].iloc[1] == "–"
 
 

@@ -22,6 +22,8 @@ from ..device import pick_device
 from ..models.base import ModelError
 from ..models.registry import resolve
 from ..paths import content_id
+from ..studies import cure
+from ..studies import pretraining as pt
 from ..studies.probes import rephrasings_from
 from ..training import TrainingError
 from ..zoo import ModelZoo, describe_training, parse_external
@@ -150,6 +152,10 @@ def check_notebook(notebook: str, params: dict[str, Any], schema: dict) -> Chapt
             elif kind == "rephrase_file" and value:
                 out.inputs.append(f"{param}: {len(rephrasings_from(value))} rephrased captions in {value}")
                 out.files[str(Path(value).resolve())] = content_id(value)
+            elif kind == "long_run" and value:  # runs longer than the pretraining block's, known before any training
+                pt.long_configs(params[SHARED_TRAINING], params["long_orders"], value, params["long_checkpoints"])
+            elif kind == "cure" and value:
+                cure.check(pt.configs(params[SHARED_TRAINING]), value, params["cure_lr"])
             elif kind.startswith("folder:") and value:
                 out.inputs.append(f"{param}: " + _folder(kind.split(":", 1)[1], value, params))
                 out.files[str(Path(value).resolve())] = content_id(value)

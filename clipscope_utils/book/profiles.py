@@ -28,7 +28,7 @@ import yaml
 SCHEMA_FILE = "parameters.yml"
 TYPES = {"int", "float", "str", "bool", "list", "shared"}
 CHECKS = {"models", "image_models", "model", "device", "external", "sources", "sources_with_regions",
-          "rephrase_file"}
+          "rephrase_file", "long_run", "cure"}
 FOLDER_KINDS = ("official", "coco_val", "coco_train", "aro", "sugarcrepe", "coco_images", "winoground", "valse",
                 "valse_images", "domainnet")
 MODEL_LISTS = ("models", "image_models")

@@ -40,7 +40,7 @@ def configs(base: Sequence[TrainedModel], samples: int, lr: float, checkpoints: 
     starts = [r for r in base if r.config.order == "largest_first"]
     warmup = max(1, min(base[0].config.warmup, samples // base[0].config.batch_size // 10))
     return [r.config.replace(order=arm, init=str(r.final), samples=samples, lr=lr, warmup=warmup,
-                             checkpoints=checkpoints, p_first=1.0)
+                             checkpoints=checkpoints)
             for r in starts for arm in (CURE, CONTROL)]
 
 

@@ -197,6 +197,7 @@ def verdicts(table: pd.DataFrame) -> pd.DataFrame:
     wide = pd.DataFrame(rows).pivot_table(index=["probe", "n_objects", "order"], columns="comparison",
                                           values="verdict", aggfunc="first", sort=False)
     wide["agree"] = wide["fixed budget"] == wide["matched quality"]
+    wide.columns.name = None
     return wide.reset_index()
 
 

@@ -173,7 +173,8 @@ def verdict(table: pd.DataFrame, chance_level: float) -> str:
                f"object representations at this budget.")
             + " Per condition (seeds pooled): " + ", ".join(f"{o} {v:.2f}" for o, v in means.items()) + ". "
             + quality_note(ok))
-    if trained.groupby("order").rate.mean().idxmax() == "largest_first":
+    others = means.drop("largest_first", errors="ignore")
+    if "largest_first" in means and len(others) and means["largest_first"] > others.max():
         text += (" The largest-first condition learned objects best at this budget (plausibly because its "
                  "single-object captions are prefixes of its scene captions; this book has not tested that "
                  "explanation).")

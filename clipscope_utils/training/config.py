@@ -60,7 +60,7 @@ class TrainConfig:
     template: str = "and"
     order: str = "largest_first"
     p_first: float = 1.0
-    samples: int = 40000  # training samples seen in total
+    samples: int = 48000  # training samples seen in total
     batch_size: int = 128
     lr: float = 1e-3
     weight_decay: float = 0.1

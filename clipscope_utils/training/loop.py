@@ -4,8 +4,9 @@ Why a loop of our own rather than ``open_clip_train.main``: its checkpoints fall
 data order after a resume depends on the global RNG, while the book needs checkpoints at fixed numbers
 of samples seen and a resumed run that ends bit-identical to an uninterrupted one. Everything else is
 open_clip's: ``create_model``, the tokenizer, ``ClipLoss``, ``open_clip_train.scheduler.cosine_lr``,
-its no-weight-decay rule for gains and biases and its logit-scale clamp. ``benchmarks/training.py``
-measures this loop against ``open_clip_train`` on the same model and data.
+its no-weight-decay rule for gains and biases and its logit-scale clamp. What is the loop's own is speed
+(``throughput``: bf16 matmuls with fp32 attention and loss, the text context cut to the captions, fused
+AdamW); ``benchmarks/training.py`` measures it against ``open_clip_train`` on the same models and data.
 
 A run lives in ``<cache>/models/<config key>/``: ``config.json``, ``log.csv`` (loss per step),
 ``ckpt-<samples>.pt`` (open_clip state dicts, loadable as ``clipscope-tiny@<file>``), ``state.pt``
