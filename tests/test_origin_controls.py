@@ -161,3 +161,16 @@ def test_cure_summary_reports_the_change_of_the_first_position_and_the_zero_shot
     assert "largest_first captions, 2 objects: 0.80 [0.75, 0.85] → 0.78 [0.73, 0.83] after 4000 samples, n = 100: " \
            "no change detected." in text
     assert "zero-shot accuracy, shuffled captions: 1.00 [0.98, 1.00] → 0.97 [0.95, 0.97] (n = 63)." in text
+
+
+def test_ior_commentary_says_when_the_image_side_follows_the_caption_order() -> None:
+    def section(rates):
+        rows = [dict(state="trained", order=o, n_objects=2, position=1, rate=r, ci_low=r - 0.05, ci_high=r + 0.05,
+                     n=400) for o, r in rates.items()]
+        return origin.ProbeSection("IOR", pd.DataFrame(rows), pd.DataFrame(), "")
+
+    apart = origin.caption_order_effect_on_ior(section({"largest_first": 0.6, "shuffled": 0.3}))
+    assert "largest_first 0.60 [0.55, 0.65] vs shuffled 0.30 [0.25, 0.35]: **apart**." in apart
+    assert "depends on the caption order here" in apart
+    close = origin.caption_order_effect_on_ior(section({"largest_first": 0.6, "shuffled": 0.55}))
+    assert "not apart." in close and "does not detectably depend" in close

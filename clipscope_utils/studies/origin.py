@@ -256,3 +256,23 @@ def slot_summary(table: pd.DataFrame) -> str:
                          + (" (**centre stands out**)" if stands else ""))
         lines.append(f"- {state}, {n} objects: " + "; ".join(parts) + ".")
     return "**Large-object rate by its slot, measured here:**\n\n" + "\n".join(lines)
+
+
+def caption_order_effect_on_ior(section: ProbeSection) -> str:
+    """Whether IOR's large-object rate after training differs between caption orders (it should not, if the
+    image side learns size regardless of the captions): the conditions with the highest and lowest rate per
+    object count, and whether their intervals are apart."""
+    t = section.table
+    large = t[(t.state == "trained") & (t.position == 1)]
+    lines = []
+    for n, g in large.groupby("n_objects", sort=True):
+        hi, lo = g.loc[g.rate.idxmax()], g.loc[g.rate.idxmin()]
+        apart = hi.ci_low > lo.ci_high
+        lines.append(f"- {n} objects: {hi.order} {report.fmt(hi.rate, hi.ci_low, hi.ci_high)} vs {lo.order} "
+                     f"{report.fmt(lo.rate, lo.ci_low, lo.ci_high)}" + (": **apart**." if apart else ": not apart."))
+    differs = any(line.endswith("**apart**.") for line in lines)
+    verdict = ("**The image side depends on the caption order here**, contrary to the expectation stated at the top "
+               "of this chapter: the captions shape what the image encoder learns to retrieve, so IOR is not a "
+               "caption-free measure of size preference in these models." if differs else
+               "The image side's large-object rate does not detectably depend on the caption order, as expected.")
+    return "**IOR by caption order (trained, seeds pooled):**\n\n" + "\n".join(lines) + "\n\n" + verdict

@@ -108,6 +108,7 @@ def quality(table: pd.DataFrame) -> pd.DataFrame:
     t = table[(table.state == "trained") & table.metric.isin(QUALITY_BARS)]
     bars = {m: b for m, b in QUALITY_BARS.items() if m in set(t.metric)}  # the checks that were run
     wide = t.pivot_table(index=["order", "seed"], columns="metric", values="rate", sort=False)[list(bars)]
+    wide.columns.name = None
     misses = [", ".join(m for m, bar in bars.items() if row[m] < bar) for _, row in wide.iterrows()]
     return wide.round(3).assign(**{"meets the bars": [not m for m in misses], "misses": misses}).reset_index()
 
