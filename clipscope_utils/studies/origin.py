@@ -188,7 +188,7 @@ def budget_comparison(fixed: pd.DataFrame, matched: pd.DataFrame, n_boot: int = 
 
 
 def verdicts(table: pd.DataFrame) -> pd.DataFrame:
-    """Which position each condition prefers (first or last, its interval above every other; '' = none), per
+    """Which position each condition prefers (first or last, its interval above every other's), per
     comparison, and whether the fixed-budget and matched-quality verdicts agree."""
     rows = []
     for (probe, order, n, comparison), t in table.groupby(["probe", "order", "n_objects", "comparison"], sort=False):
