@@ -54,24 +54,28 @@ def mlp_shape(cfg: TrainConfig) -> tuple[int, int, int]:
     return cfg.batch_size * tokens, vision["width"], int(vision["width"] * vision.get("mlp_ratio", 4.0))
 
 
-def step_flops(cfg: TrainConfig, fitted: bool) -> float:
-    """FLOPs of one optimiser step's forward and backward pass (the book's token length, or the full context)."""
+def step_flops(cfg: TrainConfig) -> dict[bool, float]:
+    """FLOPs of one optimiser step's forward and backward pass, with the book's fitted token length (True) and
+    with the full context (False), on the same batch."""
     import open_clip
     from torch.utils.flop_counter import FlopCounterMode
 
     from clipscope_utils.models import registry  # noqa: F401  (registers the project configs)
 
-    model = open_clip.create_model(cfg.model, pretrained=None, output_dict=True)
     tokenizer = open_clip.get_tokenizer(cfg.model)
     data = TrainingData(cfg)
     images, texts = data.batch(0)
-    length = caption_length(tokenizer, data.scene_captions()) if fitted else model.context_length
-    FittedContext(model, length)
-    with FlopCounterMode(display=False) as counter:
-        out = model(images, tokenizer(texts, context_length=length))
-        loss = open_clip.ClipLoss()(out["image_features"], out["text_features"], out["logit_scale"])
-        loss.backward()
-    return float(counter.get_total_flops())
+    out = {}
+    for fitted in (True, False):
+        model = open_clip.create_model(cfg.model, pretrained=None, output_dict=True)
+        length = caption_length(tokenizer, data.scene_captions()) if fitted else model.context_length
+        FittedContext(model, length)
+        with FlopCounterMode(display=False) as counter:
+            features = model(images, tokenizer(texts, context_length=length))
+            loss = open_clip.ClipLoss()(features["image_features"], features["text_features"], features["logit_scale"])
+            loss.backward()
+        out[fitted] = float(counter.get_total_flops())
+    return out
 
 
 def ours(cfg: TrainConfig, cache: Path) -> tuple[float, float]:
@@ -126,7 +130,7 @@ def main() -> None:
         cfg = TrainConfig(model=model, scenes=max(64, args.steps * args.batch_size // 4),
                           samples=args.steps * args.batch_size, batch_size=args.batch_size, checkpoints=1,
                           threads=1, warmup=5, device="cpu")
-        flops = {True: step_flops(cfg, True), False: step_flops(cfg, False)}
+        flops = step_flops(cfg)
         shape = mlp_shape(cfg)
         own = {d: matmul_peak(getattr(torch, t), *shape) for d, t in (("fp32", "float32"), ("bf16", "bfloat16"))}
         with tempfile.TemporaryDirectory() as tmp:

@@ -210,6 +210,12 @@ def paired_difference_summary(frame: pd.DataFrame, column: str, a: str, b: str, 
     return "**Paired difference, measured here:**\n\n" + "\n".join(lines)
 
 
+def change(before, after) -> str:
+    """'**rose**' / '**fell**' when the two 95 % intervals (rows with ``ci_low``, ``ci_high``) do not overlap."""
+    return ("**rose**" if after.ci_low > before.ci_high else "**fell**" if after.ci_high < before.ci_low
+            else "no change detected")
+
+
 def trend_summary(table: pd.DataFrame, by: Sequence[str] = ("probe", "n_objects", "order"),
                   x: str = "samples") -> str:
     """Per group: the rate at the first and the last ``x`` and whether it rose, fell or did not detectably change.
@@ -221,8 +227,7 @@ def trend_summary(table: pd.DataFrame, by: Sequence[str] = ("probe", "n_objects"
     for key, t in table.sort_values(x).groupby(list(by), sort=False):
         first, last = t.iloc[0], t.iloc[-1]
         peak = t.loc[t.rate.idxmax()]
-        verdict = ("**rose**" if last.ci_low > first.ci_high else "**fell**" if last.ci_high < first.ci_low
-                   else "no change detected")
+        verdict = change(first, last)
         faded = (peak[x] not in (first[x], last[x]) and peak.ci_low > last.ci_high)
         tail = f"; it peaked at {peak.rate:.2f} ({x} = {peak[x]}) and **faded** after" if faded else ""
         label = ", ".join(f"{b} {k}" for b, k in zip(by, key if isinstance(key, tuple) else (key,)))

@@ -91,8 +91,7 @@ def summary(tor: pd.DataFrame, zero_shot: pd.DataFrame) -> str:
     for (arm, n), t in first.groupby(["arm", "n_objects"], sort=False):
         t = t.sort_values("samples")
         a, b = t.iloc[0], t.iloc[-1]
-        change = ("**fell**" if b.ci_high < a.ci_low else "**rose**" if b.ci_low > a.ci_high
-                  else "no change detected")
+        change = report.change(a, b)
         chance = " (now within chance)" if b.ci_low <= 1 / n <= b.ci_high else ""
         lines.append(f"- {arm}, {n} objects: {report.fmt(a.rate, a.ci_low, a.ci_high)} → "
                      f"{report.fmt(b.rate, b.ci_low, b.ci_high)} after {b.samples} samples, n = {int(b.n)}: "

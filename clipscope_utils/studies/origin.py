@@ -215,22 +215,19 @@ def verdict_summary(v: pd.DataFrame, picked: pd.DataFrame) -> str:
 
 
 # -- the position artefact: centred references against references at the object's own slot -------------------
-def slot_control(runs: Sequence[TrainedModel], scenes: SceneSet, device: str = "auto", n_boot: int = 1000,
-                 seed: int = 0) -> pd.DataFrame:
-    """IOR's large-object rate by the large object's slot, with centred references (the paper's setup) and with
-    references at every slot (a class scores its best), for the untrained start and the final checkpoint of
-    every run (orders and seeds pooled). Where the two agree, IOR reads size; where only the centre slot stands
-    out with centred references, it reads position."""
-    frames = []
+def slot_control(runs: Sequence[TrainedModel], scenes: SceneSet, frames: pd.DataFrame, device: str = "auto",
+                 n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """IOR's large-object rate by the large object's slot, with centred references (the paper's setup: the IOR
+    rows of ``frames``, :func:`probe_runs`'s untrained and final states) and with references at every slot (a
+    class scores its best), orders and seeds pooled. Where the two agree, IOR reads size; where only the centre
+    slot stands out with centred references, it reads position."""
+    parts = [untrained_and_final(frames, "IOR").assign(reference="centred")]
     for r in runs:
         for state, (_, name) in zip(("untrained", "trained"), r.checkpoint_names("final")):
-            enc = load_model(name, device=device)
-            for reference, position in (("centred", "centre"), ("at every slot", "slots")):
-                frames.append(measure.ior(enc, scenes, reference_position=position).assign(
-                    state=state, reference=reference))
-    frame = pd.concat(frames, ignore_index=True)
-    slots = scenes.images.set_index("image_id").large_slot
-    frame["large_slot"] = frame.query_id.map(slots)
+            parts.append(measure.ior(load_model(name, device=device), scenes, reference_position="slots").assign(
+                state=state, reference="at every slot"))
+    frame = pd.concat(parts, ignore_index=True)
+    frame["large_slot"] = frame.query_id.map(scenes.images.set_index("image_id").large_slot)
     table = report.retrieval_table(frame, by=("state", "reference", "large_slot"), labels=retrieval.size_labels,
                                    n_boot=n_boot, seed=seed)
     return table[table.position == 1]
