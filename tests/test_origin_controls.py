@@ -90,9 +90,10 @@ def test_verdicts_agree_only_when_the_preferred_position_is_the_same() -> None:
     v = origin.verdicts(t).set_index("order")
     assert v.at["largest_first", "fixed budget"] == "first" and bool(v.at["largest_first", "agree"])
     assert v.at["shuffled", "matched quality"] == "no dominant position" and not v.at["shuffled", "agree"]
-    picked = pd.DataFrame([dict(order="shuffled", seed=0, samples=10, rate=0.9)])
+    picked = pd.DataFrame([dict(order="shuffled", seed=0, samples=10, rate=0.9, ci_low=0.8, ci_high=0.95, n=63)])
     text = origin.verdict_summary(v.reset_index(), picked)
     assert "agree in 1 of 2 cells" in text and "shuffled: first → no dominant position" in text
+    assert "shuffled seed 0: 0.90 [0.80, 0.95] (n = 63) at 10" in text
 
 
 def test_slot_summary_flags_a_centre_that_stands_out_only_with_centred_references() -> None:

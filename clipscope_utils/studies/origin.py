@@ -203,7 +203,8 @@ def verdicts(table: pd.DataFrame) -> pd.DataFrame:
 
 def verdict_summary(v: pd.DataFrame, picked: pd.DataFrame) -> str:
     """The commentary: how far apart the conditions' quality was, and whether the verdicts survive matching."""
-    acc = ", ".join(f"{r.order} seed {r.seed}: {r.rate:.2f} at {r.samples}" for r in picked.itertuples())
+    acc = ", ".join(f"{r.order} seed {r.seed}: {report.fmt(r.rate, r.ci_low, r.ci_high)} (n = {r.n}) at {r.samples}"
+                    for r in picked.itertuples())
     differ = v[~v.agree]
     text = (f"**Measured here:** the matched checkpoints (zero-shot accuracy, samples seen): {acc}. "
             f"The verdicts agree in {int(v.agree.sum())} of {len(v)} cells (probe × object count × condition)")
