@@ -15,7 +15,7 @@ NAME = PACKAGE.name
 
 #: rank of each unit (a top-level module or sub-package); an import between two units must point down
 RANKS = {
-    "paths": -1, "versions": -1, "device": 0, "stats": 0, "paper": 0, "parallel": 0, "optim": 0,
+    "paths": -1, "versions": -1, "device": 0, "stats": 0, "paper": 0, "claims": 0, "parallel": 0, "optim": 0, "figures": 0,
     "datasets": 1,
     "models": 2,
     "embeddings": 3, "probes": 3, "attention": 3,

@@ -243,3 +243,43 @@ def test_temporaries_of_killed_generations_are_removed_by_the_next_build(project
     logs: list[str] = []
     build(project, "smoke", only=["good"], html=False, log=logs.append)
     assert not orphan.exists() and any(orphan.name in line for line in logs)
+
+
+# -- what a page shows (outputs.tidy): stderr to the log, no warnings or tracebacks or machine paths ------------
+def test_stderr_goes_to_the_log_code_is_folded_parameters_formatted(project: Path, monkeypatch) -> None:
+    import os
+
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    nbformat.write(notebook("n = 1", "import os, sys\nprint('bars off:', os.environ.get('TQDM_DISABLE'))\n"
+                                     "print('step 1/2', file=sys.stderr)", "# NBVAL_CHECK_OUTPUT\nprint(n)"),
+                   project / "notebooks" / "good.ipynb")
+    logs: list[str] = []
+    build(project, "smoke", only=["good"], html=False, log=logs.append)
+    nb = executed(project, "good")
+    assert "bars off: 1" in outputs(nb) and "TQDM_DISABLE" not in os.environ  # the kernel's, not this process's
+    assert all(o.get("name") != "stderr" for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    assert "good: 1 stderr lines moved to _build/logs/good.log" in logs
+    assert "step 1/2" in (project / "_build" / "logs" / "good.log").read_text()
+    checked = next(c for c in nb.cells if "nbval-check-output" in c.metadata.get("tags", []))
+    assert checked.source == "print(n)" and "hide-input" in checked.metadata.tags
+    injected = next(c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", []))
+    assert injected.source == "# Parameters\nn = 2\n"
+
+
+@pytest.mark.parametrize("code, problem", [
+    ("import warnings\nwarnings.warn('odd things')", r"unexpected warning on stderr: `.*UserWarning: odd things`"),
+    ("import traceback\ntry:\n    1 / 0\nexcept ZeroDivisionError:\n    traceback.print_exc()",
+     r"a traceback on stderr: `ZeroDivisionError: division by zero`"),
+    ("import os\nprint(os.getcwd())", r"its output \(stdout\) shows the checkout's absolute path"),
+], ids=["warning", "traceback", "path"])
+def test_a_page_that_would_show_a_problem_fails_and_keeps_the_last_good_copy(project: Path, code: str,
+                                                                            problem: str) -> None:
+    build(project, "smoke", only=["good"], html=False, log=lambda _: None)
+    good_copy = (project / "book" / "executed" / "good.ipynb").read_bytes()
+    nbformat.write(notebook("n = 1", code), project / "notebooks" / "good.ipynb")
+    first = code.splitlines()[0]
+    with pytest.raises(BuildError, match=rf"notebook 'good', cell 3 \(`{first}`…\): {problem}(.|\n)*"
+                                         r"partial output saved in _build/failed/good\.ipynb"):
+        build(project, "smoke", only=["good"], html=False, log=lambda _: None)
+    assert (project / "book" / "executed" / "good.ipynb").read_bytes() == good_copy
+    assert (project / "_build" / "failed" / "good.ipynb").is_file()

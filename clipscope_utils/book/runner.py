@@ -30,9 +30,11 @@ import yaml
 from ..datasets.tables import remove_dead_temporaries
 from ..paths import cache_dir, file_sha256
 from ..versions import package_versions
+from . import outputs
 from .checks import check_profile, problems
 from .profiles import Profile, load_profile
 from .provenance import record, stamp
+from . import summary
 from .standins import prepare_standins
 from .widgets import ensure_widget_js
 
@@ -41,6 +43,7 @@ EXECUTED = Path("book") / "executed"
 SOURCES = Path("notebooks")
 STATE = EXECUTED / ".state"
 FAILED = Path("_build") / "failed"
+LOGS = Path("_build") / "logs"  # what the kernels printed on stderr, per notebook (outputs.tidy)
 STAGING = Path(".cache") / "book-build"
 LOCK = Path(".cache") / "book-build.lock"
 PROFILES = Path("profiles")
@@ -210,11 +213,14 @@ def _describe_failure(name: str, err: Exception) -> str:
     return f"notebook {name!r} failed: {type(err).__name__}: {err}"
 
 
-def execute_notebook(root: Path, name: str, profile: Profile, trained: dict[str, str] | None = None) -> float:
+def execute_notebook(root: Path, name: str, profile: Profile, trained: dict[str, str] | None = None,
+                     log: Callable[[str], None] = print) -> float:
     """Run one notebook with papermill; on success atomically replace its executed copy.
 
     Returns the wall time. On failure the partial output goes to ``_build/failed/<name>.ipynb`` and a
-    BuildError names the notebook, the cell and the error; the previous executed copy stays.
+    BuildError names the notebook, the cell and the error; the previous executed copy stays. The same happens when
+    the executed notebook shows a traceback, an unexpected warning or a machine path (:func:`outputs.tidy`, which
+    also moves its stderr to ``_build/logs/<name>.log``, folds its code and formats its parameters).
     """
     import papermill as pm  # the book's extra; slow to import (`book check` never needs it)
 
@@ -224,19 +230,30 @@ def execute_notebook(root: Path, name: str, profile: Profile, trained: dict[str,
     tmp = out.with_name(f".{name}.running.ipynb")
     params = profile.params[name]
     start = time.perf_counter()
+    failed = root / FAILED / f"{name}.ipynb"
     try:
-        pm.execute_notebook(
-            str(src), str(tmp), parameters=params, kernel_name=KERNEL_NAME, cwd=str(root),
-            progress_bar=False, log_output=False, request_save_on_cell_execute=False,
-        )
+        with outputs.quiet_kernels():  # no progress bars in the runner's kernels; a live session keeps them
+            pm.execute_notebook(
+                str(src), str(tmp), parameters=params, kernel_name=KERNEL_NAME, cwd=str(root),
+                progress_bar=False, log_output=False, request_save_on_cell_execute=False,
+            )
     except Exception as err:  # papermill raises for a failing cell; anything else is also a failure
-        failed = root / FAILED / f"{name}.ipynb"
         failed.parent.mkdir(parents=True, exist_ok=True)
         if tmp.exists():
             move(tmp, failed)
         raise BuildError(f"{_describe_failure(name, err)}\n  (partial output saved in {failed.relative_to(root)})") from None
     wall = time.perf_counter() - start
     nb = nbformat.read(tmp, as_version=4)
+    logfile = root / LOGS / f"{name}.log"
+    try:
+        moved = outputs.tidy(nb, params, root, logfile, title=f"{name}, profile {profile.name}")
+    except outputs.OutputError as err:  # the notebook ran, but its page would show what a reader must not see
+        failed.parent.mkdir(parents=True, exist_ok=True)
+        move(tmp, failed)
+        raise BuildError(f"notebook {name!r}, {err}\n  (partial output saved in {failed.relative_to(root)}; "
+                         f"its stderr in {logfile.relative_to(root)})") from None
+    if moved:
+        log(f"{name}: {moved} stderr lines moved to {logfile.relative_to(root)}")
     stamp(nb, record(root, profile.name, params, wall, trained or {}), notice=profile.notice)
     nbformat.write(nb, tmp)
     os.replace(tmp, out)
@@ -269,6 +286,7 @@ def build_html(root: Path, names: list[str]) -> Path:
     unexecuted = [n for n in names if not (root / EXECUTED / f"{n}.ipynb").is_file()]
     if unexecuted:
         raise BuildError(f"notebooks {unexecuted} have no executed copy yet: build without --only (or use --no-html)")
+    summary.write(root, names)  # the introduction's findings table, from the executed chapters
     staging = root / STAGING
     shutil.rmtree(staging, ignore_errors=True)  # never serve a page an earlier build left in staging
     jb = shutil.which("jupyter-book", path=str(Path(sys.executable).parent)) or shutil.which("jupyter-book")
@@ -343,7 +361,7 @@ def build(
                 results.append(NotebookResult(name, "skipped", 0.0))
                 continue
             log(f"[{i}/{len(selected)}] {name}: executing ...")
-            wall = execute_notebook(root, name, profile, checks[name].trained)
+            wall = execute_notebook(root, name, profile, checks[name].trained, log=log)
             state = _state_path(root, name)
             state.parent.mkdir(parents=True, exist_ok=True)
             tmp = state.with_suffix(".tmp")

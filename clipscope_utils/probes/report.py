@@ -11,9 +11,8 @@ from typing import Callable, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import seaborn as sns
 
-from .. import paper
+from .. import figures, paper
 from ..stats import bootstrap_ci, rate_table
 from . import ProbeError, retrieval
 
@@ -125,36 +124,52 @@ def wide(table: pd.DataFrame, index: Sequence[str], column: str, with_n: bool = 
 
 
 def rate_bars(table: pd.DataFrame, x: str, hue: str, col: str | None = None, title: str = "",
-              chance: float | None = None, col_wrap: int = 4, height: float = 3.0):
-    """Bars of ``rate`` with the table's own 95 % intervals (not seaborn's), one panel per ``col``."""
+              chance: float | str | None = "auto", col_wrap: int = figures.MAX_COLUMNS,
+              height: float = figures.PANEL_HEIGHT_IN, ylabel: str = "share of queries"):
+    """Bars of ``rate`` with the table's own 95 % intervals, one panel per ``col`` (at most three a row, the
+    page's width), colours by :func:`clipscope_utils.figures.color` and a dotted chance line.
+
+    ``chance``: a number; ``"auto"`` (the default) = the table's ``chance`` column if it has one, else 1/n per
+    panel when the panels are object counts of a position table (no preference among the n objects); None
+    draws none. Returns the figure."""
     t = table[table.rate.notna()].copy()
     t[x] = t[x].astype(str)
-    g = sns.catplot(data=t, kind="bar", x=x, y="rate", hue=hue, col=col, col_wrap=col_wrap if col else None,
-                    height=height, aspect=1.2, errorbar=None, sharex=False)
-    for panel, ax in g.axes_dict.items() if col else [(None, g.ax)]:
+    panels = list(dict.fromkeys(t[col])) if col else [None]
+    fig, axes = figures.facets(len(panels), height=height, max_columns=col_wrap, sharey=True)
+    colours = figures.palette(t[hue])
+    levels = list(colours)
+    for panel, ax in zip(panels, axes):
         sub = t if panel is None else t[t[col] == panel]
-        levels = [lab.get_text() for lab in ax.get_xticklabels()]
-        for container, level in zip(ax.containers, _hue_levels(t, hue)):
-            rows = sub[sub[hue] == level].set_index(x)
-            for bar, xl in zip(container, levels):
-                if xl in rows.index and np.isfinite(bar.get_height()):
-                    r = rows.loc[xl]
-                    r = r.iloc[0] if isinstance(r, pd.DataFrame) else r
-                    cx = bar.get_x() + bar.get_width() / 2
-                    ax.errorbar(cx, r.rate, yerr=[[r.rate - r.ci_low], [r.ci_high - r.rate]], fmt="none",
-                                ecolor="black", elinewidth=1, capsize=2)
-        if chance is not None:
-            ax.axhline(chance, ls=":", color="gray", lw=1)
+        xs = list(dict.fromkeys(sub[x]))
+        width = 0.8 / max(1, len(levels))
+        for k, level in enumerate(levels):
+            rows = sub[sub[hue] == level].drop_duplicates(x).set_index(x).reindex(xs).dropna(subset=["rate"])
+            if rows.empty:
+                continue
+            pos = np.array([xs.index(v) for v in rows.index]) + (k - (len(levels) - 1) / 2) * width
+            ax.bar(pos, rows.rate, width, color=colours[level], label=str(level))
+            figures.error_bars(ax, pos, rows)
+        figures.chance_line(ax, _chance(sub, chance, col, panel),
+                            label="chance (1/n)" if chance == "auto" and col == "n_objects" else "chance")
+        figures.ticks(ax, xs)
         ax.set_ylim(0, 1)
         ax.set_xlabel("")
-    g.set_ylabels("share of queries")
-    if title:
-        g.figure.suptitle(title, y=1.03)
-    return g
+        if panel is not None:
+            ax.set_title(f"{panel} objects" if col == "n_objects" else str(panel), fontsize=figures.FONT_PT)
+    axes[0].set_ylabel(ylabel)
+    figures.title(fig, title)
+    figures.legend(fig, axes, title_=hue)
+    return figures.finish(fig)
 
 
-def _hue_levels(t: pd.DataFrame, hue: str) -> list:
-    return list(dict.fromkeys(t[hue]))
+def _chance(sub: pd.DataFrame, chance, col: str | None, panel) -> float | None:
+    if chance != "auto":
+        return chance
+    if "chance" in sub and sub.chance.notna().any():
+        return float(sub.chance.mean())
+    if col == "n_objects" and "position" in sub and panel is not None:
+        return 1 / float(panel)
+    return None
 
 
 def close(g) -> None:
@@ -197,16 +212,32 @@ def position_bias_summary(table: pd.DataFrame, probe: str) -> str:
     return f"**{probe}, measured here:**\n\n" + "\n".join(lines)
 
 
+def paired_difference(frame: pd.DataFrame, column: str, a: str, b: str, n_boot: int = 1000,
+                      seed: int = 0) -> pd.DataFrame:
+    """Per model: mean paired difference of ``hit`` between groups ``a`` and ``b`` of ``column`` (same
+    ``query_id``) with its bootstrap 95 % interval and the number of pairs."""
+    rows = []
+    for model, t in frame.groupby("model", sort=False):
+        wide_ = t.pivot_table(index="query_id", columns=column, values="hit", aggfunc="first")
+        wide_ = wide_.reindex(columns=[a, b]).dropna()
+        d = (wide_[a] - wide_[b]).to_numpy(dtype=float)
+        lo, hi = bootstrap_ci(d, n_boot=n_boot, seed=seed)
+        rows.append({"model": model, "n": len(d), "rate": float(d.mean()) if len(d) else float("nan"),
+                     "ci_low": lo, "ci_high": hi})
+    return pd.DataFrame(rows, columns=["model", "n", "rate", "ci_low", "ci_high"])
+
+
 def paired_difference_summary(frame: pd.DataFrame, column: str, a: str, b: str, n_boot: int = 1000,
                               seed: int = 0) -> str:
     """Mean paired difference of ``hit`` between groups ``a`` and ``b`` (same ``query_id``), per model."""
     lines = []
-    for model, t in frame.groupby("model", sort=False):
-        wide_ = t.pivot_table(index="query_id", columns=column, values="hit", aggfunc="first").dropna()
-        d = (wide_[a] - wide_[b]).to_numpy()
-        lo, hi = bootstrap_ci(d, n_boot=n_boot, seed=seed)
-        verdict = (f"{a} higher" if lo > 0 else f"{b} higher" if hi < 0 else "no difference detected")
-        lines.append(f"- `{model}`: {a} − {b} = {d.mean():+.3f} [{lo:+.3f}, {hi:+.3f}] over {len(d)} pairs: {verdict}.")
+    for r in paired_difference(frame, column, a, b, n_boot, seed).itertuples():
+        if not r.n:
+            lines.append(f"- `{r.model}`: no pairs to compare.")
+            continue
+        verdict = (f"{a} higher" if r.ci_low > 0 else f"{b} higher" if r.ci_high < 0 else "no difference detected")
+        lines.append(f"- `{r.model}`: {a} − {b} = {r.rate:+.3f} [{r.ci_low:+.3f}, {r.ci_high:+.3f}] over {r.n} pairs: "
+                     f"{verdict}.")
     return "**Paired difference, measured here:**\n\n" + "\n".join(lines)
 
 

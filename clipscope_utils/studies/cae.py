@@ -13,15 +13,19 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import textwrap
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
+import matplotlib.pyplot as plt
 import seaborn as sns
+from matplotlib.patches import Patch
+import torch
 from PIL import Image
 
+from .. import figures
 from ..cae import CAEError
 from ..cae import finetune as ft
 from ..cae.attribution import attribution
@@ -327,20 +331,58 @@ def published_benchmarks(aro_root: str = "", sugarcrepe_root: str = "", coco_ima
 
 
 def plot_curves(runs: list[FinetunedModel]):
-    """Contrastive loss and attribution hinge per step, one line per run."""
-    g = sns.relplot(data=training_curves(runs), x="step", y="value", hue="variant", units="seed", estimator=None,
-                    col="loss", kind="line", height=3, aspect=1.4, facet_kws={"sharey": False}, lw=1)
-    g.figure.suptitle("Fine-tuning losses", y=1.03)
-    return g
+    """Contrastive loss and attribution hinge per step, one line per run (colour: variant), ln(batch) dotted:
+    the contrastive loss of a model that cannot tell the pairs of a batch apart."""
+    curves = training_curves(runs)
+    losses = list(dict.fromkeys(curves["loss"]))
+    fig, axes = figures.facets(len(losses), height=2.6, width=figures.PAGE_WIDTH_IN)
+    colours = figures.palette(curves.variant)
+    for loss, ax in zip(losses, axes):
+        for (variant, seed), t in curves[curves["loss"] == loss].groupby(["variant", "seed"], sort=False):
+            ax.plot(t.step, t.value, color=colours[variant], lw=1, label=variant)
+        if loss == "contrastive" and runs:
+            chance = float(np.log(runs[0].config.batch_size))
+            figures.chance_line(ax, chance, label=f"chance: ln(batch) = {chance:.2f}")
+        ax.set(title=loss, xlabel="step", ylabel="loss" if ax is axes[0] else "")
+    figures.title(fig, "Fine-tuning losses")
+    figures.legend(fig, axes)
+    return figures.finish(fig)
 
 
-def plot_results(results: pd.DataFrame):
-    """Accuracy per task and variant (seeds pooled), chance dotted."""
-    ax = sns.pointplot(data=results.assign(task=results.benchmark + " " + results.score.str.replace("correct", "")),
-                       y="task", x="accuracy", hue="variant", dodge=0.6, linestyle="none", errorbar=None)
-    ax.axvline(0.5, ls=":", color="gray")
-    ax.set_title("Synthetic benchmark accuracy (seeds pooled)")
-    return ax
+def result_chance(results: pd.DataFrame, choice: float = 0.5) -> pd.Series:
+    """Chance per row of :func:`results_table`: its ``chance`` column where there is one, else ``choice`` for a
+    choice item's ``correct`` (one true and one false caption: 0.5) and Winoground's 1/4, 1/4, 1/6."""
+    if "chance" in results:
+        return results["chance"].astype(float)
+    return results.score.map(lambda s: bm.PAIR_CHANCE.get(s, choice)).astype(float)
+
+
+def plot_results(results: pd.DataFrame, title: str = "Synthetic benchmark accuracy (seeds pooled)"):
+    """Accuracy per task and variant (seeds pooled) with its 95 % interval (over item and seed pairs), each
+    task's chance dotted (:func:`result_chance`)."""
+    t = results.assign(task=(results.benchmark + " " + results.score.str.replace("correct", "")).str.strip(),
+                       chance=result_chance(results))
+    tasks = list(dict.fromkeys(t.task))
+    colours = figures.palette(t.variant)
+    variants = list(colours)
+    fig, (ax,) = figures.facets(1, height=min(7.0, 0.6 + 0.09 * len(tasks) * len(variants) + 0.3 * len(tasks)),
+                                width=figures.PAGE_WIDTH_IN)
+    step = 0.8 / max(1, len(variants))
+    for k, variant in enumerate(variants):
+        rows = t[t.variant == variant].drop_duplicates("task").set_index("task").reindex(tasks).dropna(
+            subset=["accuracy"])
+        y = np.array([tasks.index(v) for v in rows.index]) + (k - (len(variants) - 1) / 2) * step
+        ax.plot(rows.accuracy, y, "o", ms=5, color=colours[variant], label=variant)
+        figures.error_bars(ax, y, rows, rate="accuracy", horizontal=True, color_=colours[variant], capsize=1.5)
+    chance = t.groupby("task", sort=False).chance.first().reindex(tasks)
+    ax.vlines(chance, np.arange(len(tasks)) - 0.45, np.arange(len(tasks)) + 0.45, colors=figures.CHANCE,
+              linestyles=":", lw=1.4, label="chance")
+    figures.ticks(ax, tasks, axis="y")
+    ax.set(xlim=(0, 1), xlabel="accuracy", ylabel="")
+    ax.invert_yaxis()
+    figures.title(fig, title)
+    figures.legend(fig, [ax])
+    return figures.finish(fig)
 
 
 def gains_against_ft(scores: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> tuple[pd.DataFrame, str]:
@@ -357,8 +399,90 @@ def gains_against_ft(scores: pd.DataFrame, n_boot: int = 1000, seed: int = 0) ->
 
 
 def plot_attributions(attr: pd.DataFrame):
-    """Per-caption mean attribution of object vs composition tokens, per method and model."""
-    g = sns.catplot(data=attr, x="role", y="score", hue="model", col="method", kind="box", sharey=False,
-                    height=3, aspect=1.0, col_wrap=4, fliersize=1)
-    g.figure.suptitle("Per-caption mean attribution of object vs composition tokens", y=1.03)
-    return g
+    """Per-caption mean attribution of object vs composition tokens, per method (panels, two a row for four)
+    and model (colour: the variant's)."""
+    methods = list(dict.fromkeys(attr.method))
+    colours = figures.palette(attr.model)
+    fig, axes = figures.facets(len(methods), height=2.3, max_columns=2 if len(methods) == 4 else 3,
+                               width=figures.PAGE_WIDTH_IN)
+    for method, ax in zip(methods, axes):
+        sns.boxplot(data=attr[attr.method == method], x="role", y="score", hue="model", hue_order=list(colours),
+                    palette=colours, fliersize=1, linewidth=0.8, ax=ax, legend=False)
+        ax.set(title=method, xlabel="", ylabel="mean attribution" if ax.get_subplotspec().is_first_col() else "")
+    handles = [Patch(facecolor=c, label=m) for m, c in colours.items()]
+    figures.title(fig, "Per-caption mean attribution of object vs composition tokens")
+    figures.legend(fig, handles=handles, labels=list(colours), title_="model")
+    return figures.finish(fig)
+
+
+# ------------------------------------------------------------------------------------------- honest caveats
+WINOGROUND_CHANCE = {"text": 0.25, "image": 0.25, "group": 1 / 6}
+
+
+def collapsed_runs(runs: list[FinetunedModel], tolerance: float = 0.95) -> pd.DataFrame:
+    """Runs whose contrastive loss ended at chance, ln(batch size): the model stopped telling pairs apart. Their
+    benchmark rows are then averaged into their variant, which a reader must know."""
+    rows = []
+    for r in runs:
+        chance = float(np.log(r.config.batch_size))
+        tail = r.log.itc.tail(max(1, len(r.log) // 10)).mean()
+        rows.append({"variant": r.config.variant, "seed": r.config.seed, "final contrastive loss": round(tail, 3),
+                     "chance ln(batch)": round(chance, 3), "collapsed": bool(tail >= tolerance * chance)})
+    return pd.DataFrame(rows)
+
+
+def collapse_note(table: pd.DataFrame) -> str:
+    bad = table[table.collapsed]
+    if bad.empty:
+        return ("No run collapsed: every run's final contrastive loss is below 95 % of ln(batch size), the loss of "
+                "a model that cannot tell the pairs of a batch apart.")
+    if len(bad) == len(table):
+        return (f"**Every run ended at chance** (contrastive loss ≈ ln(batch size) = {table['chance ln(batch)'].iloc[0]}): "
+                "this budget is too short for any run to learn, so the benchmark rows below compare untrained "
+                "fine-tunes and say nothing about the methods.")
+    names = ", ".join(f"{r.variant} (seed {r.seed}, loss {r['final contrastive loss']})" for _, r in bad.iterrows())
+    return (f"**{len(bad)} run(s) collapsed** — their contrastive loss ended at chance, ln(batch size): {names}. "
+            "Their variant's benchmark rows above include them; read those rows as the cost of an unstable "
+            "attribution loss at this learning rate, not as what the method does when it trains.")
+
+
+def below_chance_note(results: pd.DataFrame) -> str:
+    """Winoground scores whose interval lies below chance, and why that happens to a model that ignores the
+    composition: its preferred caption wins for both images, so the text score (both captions must win their
+    own image) fails one of the two every time."""
+    t = results[(results.benchmark == "winoground") & results.score.isin(list(WINOGROUND_CHANCE))]
+    low = [f"{r.variant} {r.score} {r.accuracy:.2f} [{r.ci_low:.2f}, {r.ci_high:.2f}] (chance "
+           f"{WINOGROUND_CHANCE[r.score]:.2f})" for r in t.itertuples() if r.ci_high < WINOGROUND_CHANCE[r.score]]
+    if not low:
+        return "No Winoground score lies below its chance level."
+    return ("**Below chance:** " + "; ".join(low) + ". Winoground's chance levels assume random scores. A model "
+            "that prefers one of the two captions whatever the image (or one image whatever the caption) fails the "
+            "text (image) rule on every such item, because the rule needs each caption to win its own image; so "
+            "a model blind to the swapped composition scores *below* chance, not at it. Below-chance text and "
+            "group scores therefore say the models read these captions as the same bag of objects.")
+
+
+def plot_examples(bench: dict[str, list], width: float = 7.2):
+    """One item of each benchmark subset as the model sees it: the image(s) with the true caption (✓) and the
+    false one (✗); Winoground items show both images, caption i belonging to image i."""
+    panels = []
+    for subset, items in bench.items():
+        if not items:
+            continue
+        item = items[0]
+        if isinstance(item, PairItem):
+            panels += [(f"{subset}, image {i + 1}", p, f"✓ {c}") for i, (p, c) in enumerate(zip(item.images, item.captions))]
+        else:
+            panels.append((subset, item.image, f"✓ {item.true}\n✗ {item.false[0]}"))
+    rows, cols = figures.grid_shape(len(panels))
+    figures.style()
+    fig, axes = plt.subplots(rows, cols, figsize=(min(width, figures.PAGE_WIDTH_IN), 2.9 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, (title, path, text) in zip(axes.flat, panels):
+        ax.imshow(Image.open(path).convert("RGB"))
+        ax.set_title(title, fontsize=10)
+        wrapped = "\n".join(textwrap.fill(line, 30) for line in text.splitlines())
+        ax.text(0.5, -0.04, wrapped, transform=ax.transAxes, ha="center", va="top", fontsize=figures.FONT_PT)
+    fig.tight_layout()
+    return figures.finish(fig)
