@@ -1,4 +1,4 @@
-"""Offline widgets: the book's config points at local JS files, which the runner fetches when missing."""
+"""Offline widgets and maths: the book's config points at local JS files, which the runner fetches when missing."""
 
 from pathlib import Path
 
@@ -17,8 +17,13 @@ def test_config_loads_widget_js_from_the_book_only() -> None:
     assert "book/_static" in config["html_static_path"]
 
 
+def test_config_loads_mathjax_from_the_book_only() -> None:
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())["sphinx"]["config"]
+    assert config["mathjax_path"] == widgets.MATHJAX
+
+
 def test_present_files_are_not_fetched_again(tmp_path: Path, monkeypatch) -> None:
-    for rel in widgets.REQUIRED:
+    for rel in widgets.VENDORED:
         (tmp_path / "book" / "_static" / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / "book" / "_static" / rel).write_text("// js")
     monkeypatch.setattr(widgets.shutil, "which", lambda _: pytest.fail("npm must not be called"))

@@ -346,7 +346,7 @@ def build(
             f"(or `python -m ipykernel install --sys-prefix --name {KERNEL_NAME}`)"
         )
     if html and ensure_widget_js(root):
-        log("fetched the widget JavaScript into book/_static/vendor")
+        log("fetched the widget JavaScript and MathJax into book/_static/vendor")
 
     with build_lock(root):
         for path in clean_leftovers(root):

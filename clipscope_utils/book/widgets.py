@@ -1,9 +1,10 @@
-"""Serve the ipywidgets JavaScript from the book itself, so widgets render offline.
+"""Serve the ipywidgets JavaScript and MathJax from the book itself, so widgets and maths render offline.
 
-MyST-NB loads RequireJS and the widget HTML manager from CDNs by default; a reader offline (or a
-build machine without internet) then sees no widgets. The runner fetches both from the npm
-registry once (pinned versions, npm checks their integrity) into ``book/_static/vendor`` and
-``_config.yml`` points ``nb_ipywidgets_js`` at those local copies.
+MyST-NB loads RequireJS and the widget HTML manager from CDNs by default, and Sphinx loads MathJax
+from a CDN; a reader offline (or a build machine without internet) then sees no widgets and raw TeX.
+The runner fetches all three from the npm registry once (pinned versions, npm checks their
+integrity) into ``book/_static/vendor``; ``_config.yml`` points ``nb_ipywidgets_js`` and
+``mathjax_path`` at those local copies.
 """
 
 from __future__ import annotations
@@ -18,28 +19,40 @@ from pathlib import Path
 PACKAGES = {
     "requirejs@2.3.8": (["require.js"], "requirejs"),
     "@jupyter-widgets/html-manager@1.0.15": (["dist"], "html-manager"),
+    # MathJax finds its fonts and lazily loaded parts (TeX extensions by autoload, the menu's accessibility
+    # tools) relative to its own script, so those travel with it; the other builds (SVG, MathML-only) do not.
+    "mathjax@3.2.2": ([
+        "es5/tex-mml-chtml.js", "es5/output/chtml/fonts/woff-v2", "es5/input/tex/extensions",
+        "es5/ui", "es5/a11y", "es5/sre",
+    ], "mathjax"),
 }
 VENDOR = Path("book") / "_static" / "vendor"
-# the files _config.yml names in nb_ipywidgets_js (relative to _static)
-REQUIRED = ["vendor/requirejs/require.js", "vendor/html-manager/dist/embed-amd.js"]
+# the files _config.yml names in nb_ipywidgets_js (relative to _static), in its order; widget-assets.js is the
+# book's own (tracked): it shows the manager where its fonts are, beside it in vendor/ rather than beside the page
+REQUIRED = ["vendor/requirejs/require.js", "widget-assets.js", "vendor/html-manager/dist/embed-amd.js"]
+# the file _config.yml names in mathjax_path (relative to _static), and one of its fonts: without the fonts
+# MathJax renders boxes, so a copy without them is incomplete too
+MATHJAX = "vendor/mathjax/es5/tex-mml-chtml.js"
+VENDORED = REQUIRED + [MATHJAX, "vendor/mathjax/es5/output/chtml/fonts/woff-v2/MathJax_Main-Regular.woff"]
 
 
 class WidgetJsError(RuntimeError):
-    """The widget JavaScript is missing and could not be fetched."""
+    """The widget JavaScript or MathJax is missing and could not be fetched."""
 
 
 def missing(root: Path) -> list[str]:
-    return [rel for rel in REQUIRED if not (root / "book" / "_static" / rel).is_file()]
+    return [rel for rel in VENDORED if not (root / "book" / "_static" / rel).is_file()]
 
 
 def ensure_widget_js(root: Path) -> bool:
-    """Fetch the widget JS into ``book/_static/vendor`` unless present; True if it fetched."""
+    """Fetch the widget JS and MathJax into ``book/_static/vendor`` unless present; True if it fetched."""
     if not missing(root):
         return False
     npm = shutil.which("npm")
     if npm is None:
         raise WidgetJsError(
-            "the widget JavaScript is missing from book/_static/vendor and npm is not installed to fetch it; "
+            f"the widget JavaScript / MathJax ({', '.join(missing(root))}) is missing from book/_static "
+            "and npm is not installed to fetch it; "
             "install Node.js/npm (conda: nodejs, Debian: apt install npm) and rerun"
         )
     vendor = root / VENDOR
@@ -62,5 +75,5 @@ def ensure_widget_js(root: Path) -> bool:
                     shutil.copy2(src, dest / rel)
     still = missing(root)
     if still:
-        raise WidgetJsError(f"fetched the widget packages but {still} are not among their files")
+        raise WidgetJsError(f"fetched {', '.join(PACKAGES)} from npm but {still} are not among their files")
     return True
