@@ -56,10 +56,12 @@ import numpy as np
 import pandas as pd
 import torch
 from matplotlib.colors import Normalize
+from matplotlib.patches import Patch
 from open_clip.transformer import VisionTransformer
 from torch import nn
 from tqdm import tqdm
 
+from . import figures
 from .stats import bootstrap_ci
 
 VARIANTS = ("last", "rollout")
@@ -572,6 +574,56 @@ def summary(roles: pd.DataFrame, diffs: pd.DataFrame, controls: Sequence[str] = 
     return "**Measured here:**\n\n" + "\n".join(lines)
 
 
+def summary_table(roles: pd.DataFrame, diffs: pd.DataFrame, controls: Sequence[str] = ()) -> pd.DataFrame:
+    """:func:`summary` as a table: one row per model and variant with n images, the paired large − small
+    differences with their 95 % intervals (attention and area share in points, attention per unit area as a
+    ratio) and the verdicts read off those intervals in a few words. ``controls`` (random-init models) are marked
+    in the ``control`` column. ``roles`` (:func:`role_table`) only checks that both tables hold the same models."""
+    def cell(d: pd.DataFrame, scale: float, digits: int) -> str:
+        if d.empty or not np.isfinite(d.rate.iloc[0]):
+            return "–"
+        r = d.iloc[0]
+        return f"{r.rate * scale:+.{digits}f} [{r.ci_low * scale:+.{digits}f}, {r.ci_high * scale:+.{digits}f}]"
+
+    def verdict(d: pd.DataFrame, more: str, less: str, same: str) -> str:
+        if d.empty:
+            return "–"
+        r = d.iloc[0]
+        return more if r.ci_low > 0 else less if r.ci_high < 0 else same
+
+    missing = set(diffs.model) - set(roles.model)
+    if missing:
+        raise AttentionError(f"models {sorted(missing)} have paired differences but no role table")
+    columns = ["model", "variant", "control", "n", "attention: large − small (points)",
+               "area share: large − small (points)", "per area: large − small", "attention verdict",
+               "per-area verdict"]
+    rows = []
+    for (model, variant), d in diffs.groupby(["model", "variant"], sort=False):
+        a, pa, area = (d[d.measure == m] for m in ("attention", "attention_per_area", "area_share"))
+        rows.append(dict(zip(columns, [
+            model, variant, "random init" if model in set(controls) else "", int(d.n.max()),
+            cell(a, 100, 1), cell(area, 100, 1), cell(pa, 1, 2),
+            verdict(a, "large gets more", "small get more", "no difference"),
+            verdict(pa, "large more per area", "large less per area", "as area predicts")])))
+    return pd.DataFrame(rows, columns=columns)
+
+
+def summary_line(table: pd.DataFrame) -> str:
+    """One line over :func:`summary_table`: in how many trained (and control) rows the large object gets more CLS
+    attention, and more per unit area."""
+    def count(t: pd.DataFrame) -> str:
+        return (f"large object gets more CLS attention in {int((t['attention verdict'] == 'large gets more').sum())} "
+                f"of {len(t)} model × variant rows, more per unit area in "
+                f"{int((t['per-area verdict'] == 'large more per area').sum())}")
+    if table.empty:
+        return "**Measured here:** no model to summarise."
+    ctrl = table[table.control != ""]
+    rest = table[table.control == ""]
+    parts = ([f"models: {count(rest)}"] if len(rest) else []) + ([f"random-init controls: {count(ctrl)}"]
+                                                                 if len(ctrl) else [])
+    return "**Measured here** (verdicts from the 95 % intervals): " + "; ".join(parts) + "."
+
+
 # --------------------------------------------------------------------------------------------------
 # figures
 # --------------------------------------------------------------------------------------------------
@@ -592,10 +644,12 @@ def plot_overlays(encoder: Any, scenes, image_ids: Sequence[str], variants: Sequ
     maps = capture_attention(encoder, x)
     shares = {v: maps.cls_patches(v).numpy() * g * g for v in variants}  # multiples of uniform
     norm = Normalize(0, max(2.0, max(float(s.max()) for s in shares.values())))
-    fig, axes = plt.subplots(1 + len(variants), len(ids), figsize=(2.2 * len(ids) + 0.8, 2.3 * (1 + len(variants))),
-                             squeeze=False)
+    figures.style()  # one row per image: the image, then its map per variant (at most three panels a row)
+    cols = 1 + len(variants)
+    fig, axes = plt.subplots(len(ids), cols, figsize=(min(figures.FULL_WIDTH_IN, 2.1 * cols + 0.9),
+                                                      2.2 * len(ids) + 0.6), squeeze=False, layout="constrained")
     objects = scenes.objects.sort_values(["image_id", "object_index"])
-    for c, image_id in enumerate(ids):
+    for r, image_id in enumerate(ids):
         image = scenes.image(image_id).convert("RGB")
         img = np.asarray(_to_input(image, size, mode, nearest=False))
         objs = objects[objects.image_id == image_id]
@@ -607,28 +661,26 @@ def plot_overlays(encoder: Any, scenes, image_ids: Sequence[str], variants: Sequ
         else:
             cov = box_masks(objs[["x0", "y0", "x1", "y1"]].to_numpy(), mask.shape, g, size, resize_mode=mode)
         labels = np.asarray(_to_input(mask, size, mode, nearest=True))
-        axes[0, c].imshow(img)
-        axes[0, c].set_title(image_id, fontsize=8)
-        for r, variant in enumerate(variants, start=1):
-            res = object_attention(shares[variant][c] / (g * g), cov)
+        axes[r, 0].imshow(img)
+        axes[r, 0].set_ylabel(image_id, fontsize=figures.FONT_PT)
+        for c, variant in enumerate(variants, start=1):
+            res = object_attention(shares[variant][r] / (g * g), cov)
             ax = axes[r, c]
             ax.imshow(img)
-            im = ax.imshow(shares[variant][c].reshape(g, g), cmap="inferno", norm=norm, alpha=0.65,
+            im = ax.imshow(shares[variant][r].reshape(g, g), cmap="inferno", norm=norm, alpha=0.65,
                            extent=(0, size, size, 0), interpolation="nearest")
             ax.contour(labels, levels=np.arange(1, len(objs) + 1) - 0.5, colors="cyan", linewidths=0.7)
             order = sorted(range(len(roles)), key=lambda j: _role_key(roles[j]))
-            ax.set_title(" · ".join(f"{'L' if roles[j] == 'large' else 's'} {100 * res['attention'][j]:.0f}%"
-                                    for j in order), fontsize=8)
-            if c == 0:
-                ax.set_ylabel(variant)
+            text = " · ".join(f"{'L' if roles[j] == 'large' else 's'} {100 * res['attention'][j]:.0f}%" for j in order)
+            ax.set_title(f"{variant}\n{text}" if r == 0 else text, fontsize=figures.FONT_PT)
+    axes[0, 0].set_title("image", fontsize=figures.FONT_PT)
     for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])
-    axes[0, 0].set_ylabel("image")
-    fig.suptitle("CLS attention to patches; titles: % of it per object (L = large, s = small)", fontsize=9)
-    fig.tight_layout()
-    fig.colorbar(im, ax=axes[1:, :].ravel().tolist(), shrink=0.8, label="× uniform (1 = 1/P)")
-    return fig
+        ax.grid(False)
+    figures.title(fig, "CLS attention to patches; titles: % of it per object (L = large, s = small)")
+    fig.colorbar(im, ax=axes[:, 1:].ravel().tolist(), shrink=0.8, label="× uniform (1 = 1/P)")
+    return figures.finish(fig)
 
 
 def _box_labels(objects: pd.DataFrame, hw: tuple[int, int]) -> np.ndarray:
@@ -651,63 +703,67 @@ def _to_input(image, size: int, mode: str, nearest: bool):
 
 def plot_shares(roles: pd.DataFrame, measure: str = "attention", baseline: str | None = "area_share",
                 title: str = ""):
-    """Figure 3 b): bars of ``measure`` per role (large, small 1, ...), one panel per (model, variant), with the
-    table's own 95 % intervals; the ``baseline`` measure (area share) as hatched bars beside them. Shares in %."""
+    """Figure 3 b): bars of ``measure`` per role (large, small 1, ...; the book's size colours), one panel per
+    (model, variant), at most three a row, with the table's own 95 % intervals; the ``baseline`` measure (area
+    share, what uniform attention gives) as hatched bars beside them; for the per-area ratio, 1 dotted. Shares
+    in %."""
     t = roles[~roles.role.eq("small (mean)")]
     panels = list(dict.fromkeys(zip(t.model, t.variant)))
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.2), squeeze=False, sharey=True)
-    for ax, (model, variant) in zip(axes[0], panels):
+    fig, axes = figures.facets(len(panels), height=2.4, sharey=True, width=figures.FULL_WIDTH_IN)
+    series = [(measure, "CLS attention" if measure == "attention" else measure.replace("_", " "), None)]
+    if baseline:
+        series.append((baseline, "area share (baseline)", "//"))
+    for ax, (model, variant) in zip(axes, panels):
         p = t[(t.model == model) & (t.variant == variant)]
         labels = list(dict.fromkeys(p.role))
+        colours = figures.palette(labels)
         xs = np.arange(len(labels))
-        series = [(measure, "CLS attention" if measure == "attention" else measure.replace("_", " "), None)]
-        if baseline:
-            series.append((baseline, "area share (baseline)", "//"))
         width = 0.8 / len(series)
         for s, (m, label, hatch) in enumerate(series):
             q = p[p.measure == m].set_index("role").reindex(labels)
             if m in SHARES:
                 q = q.assign(rate=q.rate * 100, ci_low=q.ci_low * 100, ci_high=q.ci_high * 100)
             pos = xs + (s - (len(series) - 1) / 2) * width
-            ax.bar(pos, q.rate, width, label=label, hatch=hatch, color=f"C{s}", alpha=0.85 if hatch is None else 0.5)
-            ax.errorbar(pos, q.rate, yerr=[q.rate - q.ci_low, q.ci_high - q.rate], fmt="none", ecolor="black",
-                        elinewidth=1, capsize=2)
+            ax.bar(pos, q.rate, width, hatch=hatch, color=[colours[r] for r in labels],
+                   alpha=0.9 if hatch is None else 0.35, edgecolor="white" if hatch is None else "#333333", lw=0.5)
+            figures.error_bars(ax, pos, q)
         if measure == "attention_per_area":
-            ax.axhline(1, ls=":", color="gray", lw=1)
-        ax.set_xticks(xs, labels)
-        ax.set_title(f"{model}\n{variant}", fontsize=9)
-    axes[0, 0].set_ylabel({"attention": "% of CLS attention to patches",
-                           "attention_per_area": "attention share / area share"}.get(measure, measure))
-    axes[0, -1].legend(fontsize=8, loc="upper right")
-    if title:
-        fig.suptitle(title, y=1.02)
-    fig.tight_layout()
-    return fig
+            figures.chance_line(ax, 1, label="1 = what area predicts")
+        figures.ticks(ax, labels)
+        ax.set_title(figures.wrap(f"{model}, {variant}", fig.get_figwidth() / min(3, len(panels)), figures.FONT_PT),
+                     fontsize=figures.FONT_PT)
+    axes[0].set_ylabel({"attention": "% of CLS attention to patches",
+                        "attention_per_area": "attention share / area share"}.get(measure, measure))
+    handles = [Patch(facecolor="#777777", alpha=0.9 if hatch is None else 0.35, hatch=hatch, edgecolor="#333333",
+                     label=label) for _, label, hatch in series]
+    handles += [h for h in axes[0].get_legend_handles_labels()[0]]
+    figures.title(fig, title)
+    figures.legend(fig, handles=handles, labels=[h.get_label() for h in handles])
+    return figures.finish(fig)
 
 
 def plot_layers(layers: pd.DataFrame, roles: pd.DataFrame | None = None, title: str = ""):
-    """Attention share of the large object and of the mean small object per block, with 95 % intervals;
-    with ``roles`` (:func:`role_table`), their mean area shares as dashed lines (the uniform-attention baseline)."""
+    """Attention share of the large object and of the mean small object per block (the book's size colours),
+    with 95 % intervals, one panel per model (at most three a row); with ``roles`` (:func:`role_table`), their
+    mean area shares as dashed lines (the uniform-attention baseline)."""
     models = list(dict.fromkeys(layers.model))
-    fig, axes = plt.subplots(1, len(models), figsize=(4.6 * len(models), 3.2), squeeze=False, sharey=True)
-    for ax, model in zip(axes[0], models):
-        for i, role in enumerate(["large", "small (mean)"]):
+    fig, axes = figures.facets(len(models), height=2.4, sharey=True, width=figures.FULL_WIDTH_IN)
+    for ax, model in zip(axes, models):
+        for role in ["large", "small (mean)"]:
+            c = figures.color(role)
             t = layers[(layers.model == model) & (layers.role == role)].sort_values("layer")
-            ax.errorbar(t.layer, 100 * t.rate, yerr=[100 * (t.rate - t.ci_low), 100 * (t.ci_high - t.rate)],
-                        marker="o", capsize=2,
-                        color=f"C{i}", label=role)
+            ax.errorbar(t.layer, 100 * t.rate, yerr=100 * figures.yerr(t), marker="o", ms=4, capsize=2, color=c,
+                        label=role)
             if roles is not None:
                 area = roles[(roles.model == model) & (roles.role == role) & (roles.measure == "area_share")]
                 if len(area):
-                    ax.axhline(100 * area.rate.iloc[0], ls="--", lw=1, color=f"C{i}",
-                               label=f"{role}: area share")
+                    ax.axhline(100 * area.rate.iloc[0], ls="--", lw=1, color=c, label=f"{role}: area share")
         ax.set_xticks(sorted(layers.layer.unique()))
         ax.set_ylim(bottom=0)
         ax.set_xlabel("block")
-        ax.set_title(model, fontsize=9)
-    axes[0, 0].set_ylabel("% of CLS attention to patches")
-    axes[0, -1].legend(fontsize=7, loc="center right")
-    if title:
-        fig.suptitle(title, y=1.02)
-    fig.tight_layout()
-    return fig
+        ax.set_title(figures.wrap(model, fig.get_figwidth() / min(3, len(models)), figures.FONT_PT),
+                     fontsize=figures.FONT_PT)
+    axes[0].set_ylabel("% of CLS attention to patches")
+    figures.title(fig, title)
+    figures.legend(fig, axes)
+    return figures.finish(fig)

@@ -14,6 +14,7 @@ import pandas as pd
 import seaborn as sns
 from PIL import Image
 
+from .. import figures
 from ..stats import rate_table
 from .tables import SceneSet
 
@@ -90,30 +91,35 @@ def pick(ds: SceneSet, n_objects: int, k: int, seed: int = 0) -> list[str]:
 
 
 def plot_sizes_positions(sizes: pd.DataFrame, title: str = "") -> plt.Figure:
-    """Area share by role and object count (left) and where objects sit (right)."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    sns.boxplot(data=sizes, x="n_objects", y="area_share", hue="role", ax=axes[0])
+    """Area share by role and object count (left) and where objects sit (right), the book's size colours."""
+    fig, axes = figures.facets(2, height=3.0, width=figures.FULL_WIDTH_IN)
+    colours = figures.palette(sorted(set(sizes.role), key=lambda r: (r != "large", r)))
+    sns.boxplot(data=sizes, x="n_objects", y="area_share", hue="role", hue_order=list(colours), palette=colours,
+                fliersize=1, saturation=1, linewidth=0.8, ax=axes[0])
     axes[0].set(xlabel="objects in the scene", ylabel="object area / image area", title="object sizes")
-    sns.scatterplot(data=sizes, x="cx", y="cy", hue="role", alpha=0.3, s=12, ax=axes[1])
-    axes[1].set(xlim=(0, 1), ylim=(1, 0), xlabel="centre x (fraction)", ylabel="centre y (fraction)", title="object positions")
+    sns.scatterplot(data=sizes, x="cx", y="cy", hue="role", hue_order=list(colours), palette=colours, alpha=0.3,
+                    s=12, ax=axes[1], legend=False)
+    axes[1].set(xlim=(0, 1), ylim=(1, 0), xlabel="centre x (fraction)", ylabel="centre y (fraction)",
+                title="object positions")
     axes[1].set_aspect("equal")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+    figures.title(fig, title)
+    figures.legend(fig, [axes[0]], title_="object")
+    return figures.finish(fig)
 
 
 def plot_largest_position(table: pd.DataFrame, title: str = "") -> plt.Figure:
-    """Where the largest object is mentioned, per object count, with 95 % intervals."""
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    colors = sns.color_palette("viridis", n_colors=max(1, table.n_objects.nunique()))
+    """Where the largest object is mentioned, per object count (its colour), with 95 % intervals and 1/n dotted
+    (the share under a caption order that ignores size)."""
+    fig, (ax,) = figures.facets(1, height=2.8, width=5.6)
+    counts = sorted(table.n_objects.unique())
     for k, (n, g) in enumerate(table.groupby("n_objects")):
-        x = g.position + (k - table.n_objects.nunique() / 2) * 0.06
-        ax.errorbar(x, g.share, yerr=[g.share - g.ci_low, g.ci_high - g.share], marker="o", capsize=3,
-                    color=colors[k], label=f"{n} objects")
-    ax.set(xlabel="position in the caption", ylabel="share of captions", ylim=(-0.02, 1.02),
-           title=title or "position of the largest object")
+        c = figures.color(int(n))
+        x = g.position + (k - (len(counts) - 1) / 2) * 0.06
+        ax.errorbar(x, g.share, yerr=figures.yerr(g, rate="share"), marker="o", ms=4, capsize=3, color=c,
+                    label=f"{n} objects")
+        figures.chance_line(ax, 1 / n, color_=c, label="chance (1/n), per count", alpha=0.8)
+    ax.set(xlabel="position in the caption", ylabel="share of captions", ylim=(-0.02, 1.02))
     ax.set_xticks(sorted(table.position.unique()))
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
+    figures.title(fig, title or "position of the largest object")
+    figures.legend(fig, [ax])
+    return figures.finish(fig)

@@ -135,9 +135,13 @@ def rate_bars(table: pd.DataFrame, x: str, hue: str, col: str | None = None, tit
     t = table[table.rate.notna()].copy()
     t[x] = t[x].astype(str)
     panels = list(dict.fromkeys(t[col])) if col else [None]
-    fig, axes = figures.facets(len(panels), height=height, max_columns=col_wrap, sharey=True)
     colours = figures.palette(t[hue])
     levels = list(colours)
+    bars = max(len(set(t[t[col] == p][x])) if col else t[x].nunique() for p in panels) * len(levels)
+    columns = figures.grid_shape(len(panels), col_wrap)[1]
+    fig, axes = figures.facets(len(panels), height=height, max_columns=col_wrap, sharey=True,
+                               width=columns * min(figures.FULL_WIDTH_IN, max(2.3 if columns > 1 else 3.6, 0.2 * bars + 0.8))
+                               + 0.4)
     for panel, ax in zip(panels, axes):
         sub = t if panel is None else t[t[col] == panel]
         xs = list(dict.fromkeys(sub[x]))
@@ -153,9 +157,10 @@ def rate_bars(table: pd.DataFrame, x: str, hue: str, col: str | None = None, tit
                             label="chance (1/n)" if chance == "auto" and col == "n_objects" else "chance")
         figures.ticks(ax, xs)
         ax.set_ylim(0, 1)
-        ax.set_xlabel("")
+        ax.set_xlabel("objects" if x == "n_objects" else "")
         if panel is not None:
-            ax.set_title(f"{panel} objects" if col == "n_objects" else str(panel), fontsize=figures.FONT_PT)
+            ax.set_title(f"{panel} objects" if col == "n_objects" else
+                         figures.wrap(panel, fig.get_figwidth() / columns, figures.FONT_PT), fontsize=figures.FONT_PT)
     axes[0].set_ylabel(ylabel)
     figures.title(fig, title)
     figures.legend(fig, axes, title_=hue)

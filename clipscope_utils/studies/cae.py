@@ -335,7 +335,7 @@ def plot_curves(runs: list[FinetunedModel]):
     the contrastive loss of a model that cannot tell the pairs of a batch apart."""
     curves = training_curves(runs)
     losses = list(dict.fromkeys(curves["loss"]))
-    fig, axes = figures.facets(len(losses), height=2.6, width=figures.PAGE_WIDTH_IN)
+    fig, axes = figures.facets(len(losses), height=2.6, width=figures.FULL_WIDTH_IN)
     colours = figures.palette(curves.variant)
     for loss, ax in zip(losses, axes):
         for (variant, seed), t in curves[curves["loss"] == loss].groupby(["variant", "seed"], sort=False):
@@ -366,7 +366,7 @@ def plot_results(results: pd.DataFrame, title: str = "Synthetic benchmark accura
     colours = figures.palette(t.variant)
     variants = list(colours)
     fig, (ax,) = figures.facets(1, height=min(7.0, 0.6 + 0.09 * len(tasks) * len(variants) + 0.3 * len(tasks)),
-                                width=figures.PAGE_WIDTH_IN)
+                                width=figures.FULL_WIDTH_IN)
     step = 0.8 / max(1, len(variants))
     for k, variant in enumerate(variants):
         rows = t[t.variant == variant].drop_duplicates("task").set_index("task").reindex(tasks).dropna(
@@ -378,7 +378,10 @@ def plot_results(results: pd.DataFrame, title: str = "Synthetic benchmark accura
     ax.vlines(chance, np.arange(len(tasks)) - 0.45, np.arange(len(tasks)) + 0.45, colors=figures.CHANCE,
               linestyles=":", lw=1.4, label="chance")
     figures.ticks(ax, tasks, axis="y")
-    ax.set(xlim=(0, 1), xlabel="accuracy", ylabel="")
+    ax.grid(False, axis="y")
+    for boundary in np.arange(len(tasks) - 1) + 0.5:
+        ax.axhline(boundary, color="#DDDDDD", lw=0.8)
+    ax.set(xlim=(-0.02, 1.02), xlabel="accuracy", ylabel="")
     ax.invert_yaxis()
     figures.title(fig, title)
     figures.legend(fig, [ax])
@@ -404,10 +407,10 @@ def plot_attributions(attr: pd.DataFrame):
     methods = list(dict.fromkeys(attr.method))
     colours = figures.palette(attr.model)
     fig, axes = figures.facets(len(methods), height=2.3, max_columns=2 if len(methods) == 4 else 3,
-                               width=figures.PAGE_WIDTH_IN)
+                               width=figures.FULL_WIDTH_IN)
     for method, ax in zip(methods, axes):
         sns.boxplot(data=attr[attr.method == method], x="role", y="score", hue="model", hue_order=list(colours),
-                    palette=colours, fliersize=1, linewidth=0.8, ax=ax, legend=False)
+                    palette=colours, fliersize=1, saturation=1, linewidth=0.8, ax=ax, legend=False)
         ax.set(title=method, xlabel="", ylabel="mean attribution" if ax.get_subplotspec().is_first_col() else "")
     handles = [Patch(facecolor=c, label=m) for m, c in colours.items()]
     figures.title(fig, "Per-caption mean attribution of object vs composition tokens")
@@ -476,7 +479,7 @@ def plot_examples(bench: dict[str, list], width: float = 7.2):
             panels.append((subset, item.image, f"✓ {item.true}\n✗ {item.false[0]}"))
     rows, cols = figures.grid_shape(len(panels))
     figures.style()
-    fig, axes = plt.subplots(rows, cols, figsize=(min(width, figures.PAGE_WIDTH_IN), 2.9 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(min(width, figures.FULL_WIDTH_IN), 2.9 * rows), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, (title, path, text) in zip(axes.flat, panels):

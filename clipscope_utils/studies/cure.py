@@ -13,9 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pandas as pd
-import seaborn as sns
 
-from .. import measure
+from .. import figures, measure
 from ..datasets import SceneSet
 from ..models.registry import load_model
 from ..probes import report
@@ -57,14 +56,24 @@ class CureTest:
                            "fine-tuning samples", paper_column=None)
 
     def plot(self):
-        t = self.tor[self.tor.position == 1]
-        g = sns.relplot(data=t, x="samples", y="rate", hue="arm", col="n_objects", kind="line", marker="o",
-                        height=2.6, aspect=1.2)
-        for n, ax in g.axes_dict.items():
-            ax.axhline(1 / n, ls=":", color="gray")
-        g.set_axis_labels("fine-tuning samples", "TOR first-position rate")
-        g.figure.suptitle("Fine-tuning a largest-first CLIP (dotted: 1 / number of objects)", y=1.03)
-        return g
+        """TOR's first-position rate per checkpoint, one panel per object count (at most three a row), one colour
+        per arm (the caption order's), 95 % intervals as bands, 1/n dotted."""
+        t = self.tor[self.tor.position == 1].sort_values("samples")
+        counts = sorted(t.n_objects.unique())
+        fig, axes = figures.facets(len(counts), height=2.2, sharey=True)
+        colours = figures.palette(t.arm)
+        for n, ax in zip(counts, axes):
+            u = t[t.n_objects == n]
+            for arm, a in u.groupby("arm", sort=False):
+                ax.plot(a.samples, a.rate, marker="o", ms=4, color=colours[arm], label=arm)
+            figures.bands(ax, u, "samples", ["arm"], colours)
+            figures.chance_line(ax, 1 / n, label="chance (1/n)")
+            ax.set_title(f"{n} objects", fontsize=figures.FONT_PT)
+            ax.set_xlabel("fine-tuning samples")
+        axes[0].set_ylabel("TOR first-position rate")
+        figures.title(fig, "Fine-tuning a largest-first CLIP (bands: 95 % intervals)")
+        figures.legend(fig, axes, title_="fine-tuning captions")
+        return figures.finish(fig)
 
 
 def run(base: Sequence[TrainedModel], scenes: SceneSet, samples: int, lr: float, checkpoints: int = 4,

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from .. import figures
 from ..datasets import SceneSet, SceneSpec, generate_cached, summary
 
 
@@ -27,16 +28,16 @@ def counts(data: dict[str, SceneSet]) -> str:
 def example_grid(ds: SceneSet, family: str, objects: Sequence[int], per_row: int, image_size: int,
                  seed: int = 0) -> plt.Figure:
     """One row of seeded example scenes per object count."""
-    fig, axes = plt.subplots(len(objects), 1, figsize=(12, 2.1 * len(objects)))
-    axes = axes if len(objects) > 1 else [axes]
-    for ax, n in zip(axes, objects):
+    figures.style()
+    fig, axes = plt.subplots(len(objects), 1, figsize=(figures.FULL_WIDTH_IN, 1.55 * len(objects) + 0.4),
+                             layout="constrained", squeeze=False)
+    for ax, n in zip(axes[:, 0], objects):
         ids = summary.pick(ds, n, min(per_row, 6), seed=seed)
         ax.imshow(summary.sample_grid(ds, ids, columns=len(ids)))
         ax.set_axis_off()
-        ax.set_title(f"{n} objects", fontsize=10, loc="left")
-    fig.suptitle(f"{family}-like scenes ({image_size} px)")
-    fig.tight_layout()
-    return fig
+        ax.set_title(f"{n} objects", fontsize=figures.FONT_PT, loc="left")
+    figures.title(fig, f"{family}-like scenes ({image_size} px)")
+    return figures.finish(fig)
 
 
 def explorer(data: dict[str, SceneSet], objects: Sequence[int], n_images: int, template: str, seed: int = 0):
@@ -58,18 +59,25 @@ def explorer(data: dict[str, SceneSet], objects: Sequence[int], n_images: int, t
     return out
 
 
-def class_grid(ds: SceneSet, family: str, columns: int = 12) -> plt.Figure:
-    """Every class's large single-object reference image, titled with its name."""
+def class_grid(ds: SceneSet, family: str, columns: int = 6) -> plt.Figure:
+    """Every class's large single-object reference image with its name beneath: one picture the page's width
+    (``columns`` images a row, names at the book's font size)."""
     singles = ds.singles()
     big = singles.images.image_id[singles.images.image_id.str.startswith("s0-")].tolist()
     names = singles.objects.set_index("image_id").loc[big, "class_name"].tolist()
+    columns = max(1, min(columns, len(big)))
     rows = -(-len(big) // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(columns * 1.1, 1.25 * rows))
-    for ax in axes.flat:
-        ax.set_axis_off()
-    for ax, image_id, name in zip(axes.flat, big, names):
-        ax.imshow(ds.image(image_id))
-        ax.set_title(name, fontsize=7)
-    fig.suptitle(f"{family}-like classes: {len(big)}")
-    fig.tight_layout()
-    return fig
+    grid = summary.sample_grid(ds, big, columns=columns)
+    cell_w, cell_h = grid.width / columns, grid.height / rows
+    figures.style()
+    cell_in = figures.FULL_WIDTH_IN / columns
+    fig, ax = plt.subplots(figsize=(figures.FULL_WIDTH_IN, rows * cell_in * cell_h / cell_w + 0.4),
+                           layout="constrained")
+    ax.imshow(grid, extent=(0, columns, rows, 0))
+    for k, name in enumerate(names):
+        r, c = divmod(k, columns)
+        ax.text(c + 0.5, r + 1.0, figures.wrap(name, cell_in, figures.FONT_PT), ha="center", va="bottom", fontsize=figures.FONT_PT, color="white",
+                bbox=dict(boxstyle="square,pad=0.1", fc="black", alpha=0.55, lw=0))
+    ax.set_axis_off()
+    figures.title(fig, f"{family}-like classes: {len(big)}")
+    return figures.finish(fig)

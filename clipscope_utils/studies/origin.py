@@ -14,10 +14,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import pandas as pd
-import seaborn as sns
 from tqdm import tqdm
 
 from .. import attention as att
+from .. import figures
 from .. import measure
 from ..datasets import SceneSet
 from ..datasets.coco import coco_files
@@ -79,16 +79,29 @@ class ProbeSection:
     summary: str
 
     def plot(self):
+        """Rates per position after training, one colour per caption order, 1/n dotted."""
         trained = self.table[(self.table.position > 0) & (self.table.state == "trained")]
         return report.rate_bars(trained, x="label", hue="order", col="n_objects",
                                 title=f"{self.probe} after training, by caption order")
+
+
+def untrained_once(table: pd.DataFrame, column: str = "order", label: str = "any") -> pd.DataFrame:
+    """A state × ``column`` table with the untrained rows once, ``column`` = ``label``: the untrained start of a
+    seed is the same model whatever the caption order it is then trained on, so its rows repeat per order."""
+    untrained = table[table.state == "untrained"]
+    if untrained.empty:
+        return table
+    first = untrained[column].iloc[0]
+    return pd.concat([untrained[untrained[column] == first].assign(**{column: label}),
+                      table[table.state != "untrained"]], ignore_index=True)
 
 
 def probe_section(frames: pd.DataFrame, probe: str, title: str, n_boot: int = 1000, seed: int = 0) -> ProbeSection:
     """Rates per position of the untrained and final models (seeds pooled) and the bias commentary."""
     table = report.retrieval_table(untrained_and_final(frames, probe), by=("state", "order"),
                                    labels=PROBE_LABELS[probe], n_boot=n_boot, seed=seed)
-    wide = report.wide(table[table.position > 0], ["state", "order", "n_objects"], "label", paper_column=None)
+    wide = report.wide(untrained_once(table[table.position > 0]), ["state", "order", "n_objects"], "label",
+                       paper_column=None)
     summary = report.position_bias_summary(table[table.state == "trained"].assign(model=lambda d: d.order), title)
     return ProbeSection(probe, table, wide, summary)
 
@@ -111,12 +124,17 @@ def attention_of_runs(runs: Sequence[TrainedModel], scenes: SceneSet, device: st
                       seed: int = 0) -> AttentionOfRuns:
     """Figure 3's measure on every run's untrained start and final checkpoint (3-object scenes when there)."""
     n_att = 3 if 3 in scenes.images.n_objects.values else int(scenes.multi().images.n_objects.max())
-    frames = []
+    frames, seen = [], set()
     for r in runs:
         for state, (samples, name) in zip(("untrained", "trained"), r.checkpoint_names("final")):
+            if state == "untrained" and name in seen:  # one untrained start per seed, whatever the order
+                continue
+            seen.add(name)
             f = att.attention_table(load_model(name, device=device), scenes, n_objects=n_att, seed=seed,
                                     per_layer=False, progress=False)
-            frames.append(f.assign(model=f"{state}: {r.config.order} (seed {r.config.seed})"))
+            label = (f"untrained (seed {r.config.seed})" if state == "untrained" else
+                     f"trained: {r.config.order} (seed {r.config.seed})")
+            frames.append(f.assign(model=label))
     frame = pd.concat(frames, ignore_index=True)
     roles = att.role_table(frame, n_boot=n_boot, seed=seed)
     diffs = att.paired_difference(frame, n_boot=n_boot, seed=seed)
@@ -140,13 +158,26 @@ def progression(runs: Sequence[TrainedModel], scenes: SceneSet, external: Sequen
 
 
 def plot_progression(prog: pd.DataFrame):
-    """One panel per probe and object count: rate per checkpoint and order, intervals as bands, 1/n dotted."""
-    g = sns.relplot(data=prog, x="samples", y="rate", hue="order", col="probe", row="n_objects", kind="line",
-                    marker="o", height=2.4, aspect=1.6, facet_kws={"sharey": False})
-    for (n, probe), ax in g.axes_dict.items():
-        pt.add_bands(ax, prog[(prog.n_objects == n) & (prog.probe == probe)], ["order"], alpha=0.15, chance=1 / n)
-    g.figure.suptitle("First-position rate while training (dotted: 1 / number of objects)", y=1.01)
-    return g
+    """One panel per probe and object count (at most three a row): rate per checkpoint, one colour per caption
+    order, 95 % intervals as bands, 1/n dotted."""
+    panels = list(prog[["probe", "n_objects"]].drop_duplicates().sort_values(["probe", "n_objects"],
+                                                                              ascending=[False, True]).itertuples(
+        index=False, name=None))
+    per_probe = max(1, prog.groupby("probe").n_objects.nunique().max())  # a row per probe when it fits
+    fig, axes = figures.facets(len(panels), height=2.2, max_columns=min(figures.MAX_COLUMNS, per_probe))
+    colours = figures.palette(prog.order)
+    for (probe, n), ax in zip(panels, axes):
+        t = prog[(prog.probe == probe) & (prog.n_objects == n)].sort_values("samples")
+        for order, u in t.groupby("order", sort=False):
+            ax.plot(u.samples, u.rate, marker="o", ms=4, color=colours[order], label=order)
+        figures.bands(ax, t, "samples", ["order"], colours)
+        figures.chance_line(ax, 1 / n, label="chance (1/n)")
+        ax.set_title(f"{probe}, {n} objects", fontsize=figures.FONT_PT)
+        ax.set_xlabel("samples seen")
+    axes[0].set_ylabel("first-position rate")
+    figures.title(fig, "First-position rate while training (bands: 95 % intervals)")
+    figures.legend(fig, axes, title_="caption order")
+    return figures.finish(fig)
 
 
 def progression_wide(prog: pd.DataFrame) -> pd.DataFrame:

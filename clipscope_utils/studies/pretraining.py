@@ -12,8 +12,8 @@ import math
 from collections.abc import Mapping, Sequence
 
 import pandas as pd
-import seaborn as sns
 
+from .. import figures
 from ..datasets import SceneSet, generate_cached
 from ..training import TrainConfig, TrainedModel, sanity, train_many
 from ..probes import report
@@ -68,12 +68,26 @@ def loss_curves(runs: Sequence[TrainedModel], window: int = SMOOTHING_STEPS) -> 
     return logs
 
 
+def _runs_panel(ax, table: pd.DataFrame, y: str, colours: dict, marker: str | None = None) -> None:
+    """One line per run: the caption order's colour, one dash pattern per seed."""
+    dashes = ["-", "--", "-.", ":"]
+    seeds = list(dict.fromkeys(sorted(table.seed)))
+    for (order, seed), t in table.sort_values("samples").groupby(["order", "seed"], sort=False):
+        label = order if len(seeds) == 1 else f"{order}, seed {seed}"
+        ax.plot(t.samples, t[y], color=colours[order], ls=dashes[seeds.index(seed) % len(dashes)], lw=1.3,
+                marker=marker, ms=4, label=label)
+
+
 def plot_losses(logs: pd.DataFrame, batch_size: int):
-    """Smoothed loss per run; dotted: ln(batch), the loss of a model that cannot tell the pairs apart."""
-    ax = sns.lineplot(data=logs, x="samples", y="loss (smoothed)", hue="order", style="seed")
-    ax.axhline(math.log(batch_size), ls=":", color="gray")
-    ax.set_title("Contrastive loss while training")
-    return ax
+    """Smoothed loss per run (colour: caption order; dashes: seed); dotted: ln(batch), the loss of a model that
+    cannot tell the pairs apart."""
+    fig, (ax,) = figures.facets(1, height=2.8, width=5.6)
+    _runs_panel(ax, logs, "loss (smoothed)", figures.palette(logs.order))
+    figures.chance_line(ax, math.log(batch_size), label=f"chance: ln(batch) = {math.log(batch_size):.2f}")
+    ax.set(xlabel="samples seen", ylabel="loss (smoothed)")
+    figures.title(fig, "Contrastive loss while training")
+    figures.legend(fig, [ax])
+    return figures.finish(fig)
 
 
 #: the bar every self-trained run must reach before its biases are read (point estimates on unseen scenes)
@@ -135,23 +149,27 @@ def sanity_curve(runs: Sequence[TrainedModel], scenes: SceneSet, device: str = "
     return report.hit_table(pd.concat(rows, ignore_index=True), ["order", "seed", "samples"], n_boot=n_boot, seed=seed)
 
 
-def add_bands(ax, table: pd.DataFrame, keys: Sequence[str], x: str = "samples", alpha: float = 0.1,
+def add_bands(ax, table: pd.DataFrame, keys: Sequence[str], x: str = "samples", alpha: float = 0.15,
               chance: float | None = None):
-    """The tables' own 95 % intervals as a band under each line (one line per ``keys`` group), chance dotted:
-    the one interval plot of the training chapters."""
-    for _, t in table.groupby(list(keys)):
-        ax.fill_between(t[x], t.ci_low, t.ci_high, alpha=alpha)
-    if chance is not None:
-        ax.axhline(chance, ls=":", color="gray")
+    """The tables' own 95 % intervals as a band under each line (one line per ``keys`` group, coloured by its
+    first key), chance dotted: the one interval plot of the training chapters."""
+    figures.bands(ax, table, x, keys, alpha=alpha)
+    figures.chance_line(ax, chance)
     return ax
 
 
 def plot_sanity_curve(curve: pd.DataFrame, chance_level: float):
-    """Zero-shot accuracy per checkpoint, one line per run, with intervals and chance."""
-    ax = sns.lineplot(data=curve, x="samples", y="rate", hue="order", style="seed", marker="o")
-    add_bands(ax, curve, ["order", "seed"], chance=chance_level)
-    ax.set_ylabel("zero-shot single-object accuracy")
-    return ax
+    """Zero-shot accuracy per checkpoint, one line per run (colour: caption order; dashes: seed), with 95 %
+    intervals as bands and chance dotted."""
+    fig, (ax,) = figures.facets(1, height=2.8, width=5.6)
+    colours = figures.palette(curve.order)
+    _runs_panel(ax, curve, "rate", colours, marker="o")
+    figures.bands(ax, curve, "samples", ["order", "seed"], colours)
+    figures.chance_line(ax, chance_level, label=f"chance (1/classes = {chance_level:.3f})")
+    ax.set(xlabel="samples seen", ylabel="zero-shot accuracy", ylim=(0, 1))
+    figures.title(fig, "Zero-shot single-object accuracy while training (bands: 95 % intervals)")
+    figures.legend(fig, [ax])
+    return figures.finish(fig)
 
 
 def chance(scenes: SceneSet) -> float:

@@ -194,15 +194,28 @@ def prior_effect(frame: pd.DataFrame, treated: str, control: str = condition_lab
     return pd.DataFrame(rows, columns=[*by, "role", "n", "treated", "control", "effect", "ci_low", "ci_high"])
 
 
-def figure(rates: pd.DataFrame, title: str = "Claim 1, causally: retrieval rate of one object, by role"):
-    """Bars of per-object rates by role and condition (one panel per probe), with the tables' own intervals."""
+def figure(rates: pd.DataFrame, title: str = "Claim 1, causally: retrieval rate of one object, by role",
+           chance: float | dict | None = None):
+    """Bars of per-object rates by role and condition (one panel per probe), with the tables' own intervals.
+
+    ``chance``: the rate of one object under no preference (mean 1/n over the queries, :func:`chance_levels`),
+    one number or one per probe; dotted where given."""
     short = {PRIOR: "prior-large", OTHER: "other"}  # two short lines per tick: four IOR roles share a panel
     t = rates.assign(role=[" · ".join(short.get(w, w) for w in r.split(" · ")).replace(" · ", "\n")
                            for r in rates.role])
-    g = report.rate_bars(t, x="role", hue="condition", col="probe" if "probe" in t else None, col_wrap=2,
-                         title=title, height=3.4)
-    g.set_ylabels("retrieval rate per object")
-    return g
+    if isinstance(chance, dict) and "probe" in t:
+        t = t.assign(chance=t.probe.map(chance))
+        chance = "auto"
+    return report.rate_bars(t, x="role", hue="condition", col="probe" if "probe" in t else None, col_wrap=2,
+                            title=title, height=2.8, chance=chance, ylabel="retrieval rate per object")
+
+
+def chance_levels(text: pd.DataFrame, image: pd.DataFrame) -> dict[str, float]:
+    """Per probe: the per-object rate under no preference, mean 1/n over the queries (each retrieval landing on
+    one of the query's own objects; retrievals of absent classes lower every role alike)."""
+    def level(frame: pd.DataFrame) -> float:
+        return float((1 / frame.drop_duplicates(["seed", "query_id"]).n_objects).mean())
+    return {"TOR": level(text), "IOR": level(image)}
 
 
 def _verdict(row) -> str:
