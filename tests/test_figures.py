@@ -35,6 +35,7 @@ from clipscope_utils.probes import report  # noqa: E402
 from clipscope_utils.studies import cae, caption_order, cure, dataset, origin  # noqa: E402
 from clipscope_utils.studies import pretraining as pt  # noqa: E402
 from clipscope_utils.studies import size_prior as sp  # noqa: E402
+from clipscope_utils.studies import probes as study_probes  # noqa: E402
 
 ORDERS = ["largest_first", "shuffled", "largest_last"]
 VARIANTS = ["CLIP-FT", "CLIP-CAE (attention)", "CLIP-CAE (gradcam)", "CLIP-CAE (gradient)",
@@ -234,6 +235,13 @@ def examples(tmp_path):
                                     ("a cat to the left of a dog", "a dog to the left of a cat"))]}
 
 
+def matching_pairs(scenes) -> pd.DataFrame:
+    ids = list(scenes.multi().images.image_id[:2])
+    return pd.DataFrame({"model": "m", "image_id": ids, "scenario": ["first", "second"], "hit": [1.0, 0.0],
+                         "correct_text": "a cat and a dog and a very long third object name",
+                         "incorrect_text": "a dog and a cat and a very long third object name"})
+
+
 @pytest.fixture(scope="module")
 def plots(rng, scenes, tiny, attention_frames, tmp_path_factory):
     """name -> figure of every plot function of the package."""
@@ -266,6 +274,8 @@ def plots(rng, scenes, tiny, attention_frames, tmp_path_factory):
         "cae.plot_results": lambda: cae.plot_results(cae_results(rng)),
         "cae.plot_attributions": lambda: cae.plot_attributions(attributions(rng)),
         "cae.plot_examples": lambda: cae.plot_examples(examples(tmp)),
+        "probes.plot_matching_examples": lambda: study_probes.plot_matching_examples(scenes, matching_pairs(scenes),
+                                                                                     "m"),
         "attention.plot_overlays": lambda: A.plot_overlays(tiny, scenes, A.choose_images(scenes, 3, n_objects=3)),
         "attention.plot_shares": lambda: A.plot_shares(roles, "attention", "area_share", title="Figure 3 b)"),
         "attention.plot_shares (per area)": lambda: A.plot_shares(roles, "attention_per_area", baseline=None),
@@ -280,7 +290,7 @@ PLOTS = ["report.rate_bars", "report.rate_bars (matching, chance 0.5)", "origin.
          "origin.plot_progression", "cure.CureTest.plot", "size_prior.figure", "caption_order.LargestPosition.plot",
          "datasets.summary.plot_sizes_positions", "datasets.summary.plot_largest_position", "dataset.example_grid",
          "dataset.class_grid", "pretraining.plot_losses", "pretraining.plot_sanity_curve", "cae.plot_curves",
-         "cae.plot_results", "cae.plot_attributions", "cae.plot_examples", "attention.plot_overlays",
+         "cae.plot_results", "cae.plot_attributions", "cae.plot_examples", "probes.plot_matching_examples", "attention.plot_overlays",
          "attention.plot_shares", "attention.plot_shares (per area)", "attention.plot_layers"]
 
 

@@ -61,7 +61,7 @@ def markdown(found: dict[str, list[Finding]], profiles: dict[str, str]) -> str:
                     notes.append(f"{c.id}: {f.note}")
                     mark = f" [{len(notes)}]"
                 who = " · ".join(x for x in (f.model, f.data) if x)
-                lines.append(f"| {claim} | {_cell(f.paper_value)} | {fmt_value(f)} — {_cell(f.measure)}{mark} | "
+                lines.append(f"| {claim} | {_cell(f.paper_value)} | {fmt_value(f) if f.n else 'no value'}: {_cell(f.measure)}{mark} | "
                              f"{f.n} | {_cell(who)} | **{f.verdict}** |")
         else:
             why = c.absent if (not c.chapter or c.chapter in found) else f"the {c.chapter} chapter is not built yet"

@@ -4,13 +4,15 @@ every probe of paper A, one model in memory at a time, as per-query frames the n
 from __future__ import annotations
 
 import json
+import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import pandas as pd
 
-from .. import measure
+from .. import figures, measure
 from ..datasets import SceneSet
 from ..datasets.sizes import size_categories
 from ..paper import paper_measure
@@ -311,3 +313,19 @@ def explorer(zoo: ModelZoo, names: Sequence[str], classes: Sequence[str], templa
     box.observe(update, "value")
     update()
     return widgets.VBox([widgets.HBox([pick, box]), out])
+
+
+def plot_matching_examples(scenes: SceneSet, frame: pd.DataFrame, model: str, per_scenario: int = 1) -> plt.Figure:
+    """A pair of each scenario as the model sees it: the image, its correct caption (✓) and the incorrect one
+    (✗), with whether ``model`` got it right."""
+    figures.style()
+    rows = frame[frame.model == model].groupby("scenario", sort=False).head(per_scenario)
+    fig, axes = plt.subplots(1, len(rows), figsize=(figures.FULL_WIDTH_IN, 3.6), squeeze=False, layout="constrained")
+    for ax, r in zip(axes.flat, rows.itertuples()):
+        ax.imshow(scenes.image(r.image_id))
+        ax.axis("off")
+        ax.set_title(f"{r.scenario} scenario: {'right' if r.hit >= 1 else 'wrong'}", fontsize=figures.TITLE_PT)
+        text = f"✓ {r.correct_text}\n✗ {r.incorrect_text}"
+        ax.text(0.5, -0.03, "\n".join(textwrap.fill(t, 40) for t in text.splitlines()), transform=ax.transAxes,
+                ha="center", va="top", fontsize=figures.FONT_PT)
+    return fig
