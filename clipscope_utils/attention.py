@@ -536,46 +536,8 @@ def as_percent(table: pd.DataFrame) -> pd.DataFrame:
     return t
 
 
-def summary(roles: pd.DataFrame, diffs: pd.DataFrame, controls: Sequence[str] = ()) -> str:
-    """Markdown sentences per model and variant (shares in %), verdicts read off the intervals only.
-
-    Models named in ``controls`` (random-init) are flagged: whatever they show needs no training.
-    """
-
-    def pct(rate: float, lo: float, hi: float, sign: str = "", unit: str = " %") -> str:
-        return f"{rate * 100:{sign}.1f}{unit} [{lo * 100:{sign}.1f}, {hi * 100:{sign}.1f}]"
-
-    def cell(t: pd.DataFrame) -> str:
-        r = t.iloc[0]
-        return pct(r.rate, r.ci_low, r.ci_high)
-
-    lines = []
-    for (model, variant), d in diffs.groupby(["model", "variant"], sort=False):
-        r = roles[(roles.model == model) & (roles.variant == variant)].set_index(["role", "measure"])
-
-        def get(role: str, m: str, r: pd.DataFrame = r) -> pd.DataFrame:
-            return r.loc[[(role, m)]]
-
-        a = d[d.measure == "attention"].iloc[0]
-        pa = d[d.measure == "attention_per_area"].iloc[0]
-        more = ("**the large object receives more CLS attention**" if a.ci_low > 0 else
-                "**the small objects receive more CLS attention**" if a.ci_high < 0 else
-                "no difference in attention share detected")
-        dens = ("the large object gets more attention per unit area than the small ones" if pa.ci_low > 0 else
-                "the large object gets less attention per unit area than the small ones" if pa.ci_high < 0 else
-                "no difference per unit area detected (what area alone predicts)")
-        flag = " *(random-init control: no training involved)*" if model in set(controls) else ""
-        lines.append(
-            f"- `{model}`, {variant}{flag}: large {cell(get('large', 'attention'))} vs small (mean) "
-            f"{cell(get('small (mean)', 'attention'))} of the CLS attention to patches, n = {int(a.n)} images; "
-            f"area shares {cell(get('large', 'area_share'))} vs {cell(get('small (mean)', 'area_share'))}. "
-            f"Paired large − small {pct(a.rate, a.ci_low, a.ci_high, '+', ' points')}: {more}; per unit area "
-            f"{pa.rate:+.2f} [{pa.ci_low:+.2f}, {pa.ci_high:+.2f}]: {dens}.")
-    return "**Measured here:**\n\n" + "\n".join(lines)
-
-
 def summary_table(roles: pd.DataFrame, diffs: pd.DataFrame, controls: Sequence[str] = ()) -> pd.DataFrame:
-    """:func:`summary` as a table: one row per model and variant with n images, the paired large − small
+    """The chapter's verdicts as a table: one row per model and variant with n images, the paired large − small
     differences with their 95 % intervals (attention and area share in points, attention per unit area as a
     ratio) and the verdicts read off those intervals in a few words. ``controls`` (random-init models) are marked
     in the ``control`` column. ``roles`` (:func:`role_table`) only checks that both tables hold the same models."""

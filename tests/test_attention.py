@@ -253,5 +253,6 @@ def test_role_table_and_paired_difference_on_a_constructed_frame() -> None:
     diff = A.paired_difference(frame, n_boot=50).set_index("measure")
     assert diff.loc["attention", "rate"] == pytest.approx(np.mean([0.4, 0.2, 0.2]))
     assert diff.loc["area_share", "rate"] == pytest.approx(0.2)
-    text = A.summary(roles, A.paired_difference(frame, n_boot=50))
-    assert "`m`, last" in text and "n = 3 images" in text
+    table = A.summary_table(roles, A.paired_difference(frame, n_boot=50))
+    row = table.iloc[0]
+    assert (row.model, row.variant, row.n) == ("m", "last", 3) and row["attention verdict"] == "large gets more"

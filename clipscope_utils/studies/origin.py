@@ -108,11 +108,18 @@ def probe_section(frames: pd.DataFrame, probe: str, title: str, n_boot: int = 10
 
 @dataclass
 class AttentionOfRuns:
-    """CLS attention of every run, untrained and final: per-role shares, paired differences, commentary."""
+    """CLS attention of every run, untrained and final: per-role shares and paired differences."""
 
     roles: pd.DataFrame
     diffs: pd.DataFrame
-    summary: str
+
+    def table(self) -> pd.DataFrame:
+        """The paired large − small differences and their verdicts, one row per model and variant."""
+        controls = [m for m in self.roles.model.unique() if str(m).startswith("untrained")]
+        return att.summary_table(self.roles, self.diffs, controls=controls)
+
+    def line(self) -> str:
+        return att.summary_line(self.table())
 
     def attention_wide(self) -> pd.DataFrame:
         r = self.roles
@@ -138,8 +145,7 @@ def attention_of_runs(runs: Sequence[TrainedModel], scenes: SceneSet, device: st
     frame = pd.concat(frames, ignore_index=True)
     roles = att.role_table(frame, n_boot=n_boot, seed=seed)
     diffs = att.paired_difference(frame, n_boot=n_boot, seed=seed)
-    controls = [m for m in frame.model.unique() if m.startswith("untrained")]
-    return AttentionOfRuns(roles, diffs, att.summary(roles, diffs, controls=controls))
+    return AttentionOfRuns(roles, diffs)
 
 
 # -- the progression chapter ----------------------------------------------------------------------------
