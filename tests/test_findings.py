@@ -145,3 +145,4 @@ def test_collapsed_runs_are_flagged_and_below_chance_winoground_explained() -> N
                             "accuracy": [0.05, 0.2], "ci_low": [0.03, 0.15], "ci_high": [0.08, 0.25]})
     note = cx.below_chance_note(results)
     assert "CLIP-FT text 0.05" in note and "group" not in note.split("Winoground's")[0]
+

@@ -175,3 +175,10 @@ def test_ior_commentary_says_when_the_image_side_follows_the_caption_order() -> 
     assert "depends on the caption order here" in apart
     close = origin.caption_order_effect_on_ior(section({"largest_first": 0.6, "shuffled": 0.55}))
     assert "not apart." in close and "does not detectably depend" in close
+
+
+def test_pooled_orders_count_the_untrained_start_once() -> None:
+    rows = [{"state": state, "order": order, "seed": 0, "query_id": q, "hit": 1}
+            for state in ("untrained", "trained") for order in ("largest_first", "shuffled") for q in ("a", "b")]
+    out = origin.untrained_counted_once(pd.DataFrame(rows))
+    assert (out.state == "untrained").sum() == 2 and (out.state == "trained").sum() == 4

@@ -253,15 +253,28 @@ def verdict_summary(v: pd.DataFrame, picked: pd.DataFrame) -> str:
 
 
 # -- the position artefact: centred references against references at the object's own slot -------------------
+def untrained_counted_once(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows pooled over caption orders, with the untrained start kept once: it is one random init per seed whatever
+    the order, so its per-order copies are the same queries, and pooling them would multiply n and narrow the
+    interval."""
+    start = frame.state == "untrained"
+    once = frame[start].drop_duplicates(subset=[c for c in frame.columns if c != "order"])
+    return pd.concat([once, frame[~start]], ignore_index=True)
+
+
 def slot_control(runs: Sequence[TrainedModel], scenes: SceneSet, frames: pd.DataFrame, device: str = "auto",
                  n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
     """IOR's large-object rate by the large object's slot, with centred references (the paper's setup: the IOR
     rows of ``frames``, :func:`probe_runs`'s untrained and final states) and with references at every slot (a
     class scores its best), orders and seeds pooled. Where the two agree, IOR reads size; where only the centre
     slot stands out with centred references, it reads position."""
-    parts = [untrained_and_final(frames, "IOR").assign(reference="centred")]
+    parts = [untrained_counted_once(untrained_and_final(frames, "IOR")).assign(reference="centred")]
+    seen: set[str] = set()
     for r in runs:
         for state, (_, name) in zip(("untrained", "trained"), r.checkpoint_names("final")):
+            if name in seen:
+                continue
+            seen.add(name)
             parts.append(measure.ior(load_model(name, device=device), scenes, reference_position="slots").assign(
                 state=state, reference="at every slot"))
     frame = pd.concat(parts, ignore_index=True)
