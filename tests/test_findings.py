@@ -146,3 +146,19 @@ def test_collapsed_runs_are_flagged_and_below_chance_winoground_explained() -> N
     note = cx.below_chance_note(results)
     assert "CLIP-FT text 0.05" in note and "group" not in note.split("Winoground's")[0]
 
+
+
+def test_retrieval_rows_add_the_own_measure_without_a_paper_value() -> None:
+    from clipscope_utils.probes.report import MeasureTables
+
+    def rates(n_first: int, first: tuple) -> pd.DataFrame:
+        return pd.DataFrame([("trained:largest_first:0", 2, 1, "first", n_first, *first),
+                             ("trained:largest_first:0", 2, 2, "second", n_first, 0.2, 0.1, 0.3)],
+                            columns=["model", "n_objects", "position", "label", "n", "rate", "ci_low", "ci_high"])
+
+    t = MeasureTables(own=rates(100, (0.8, 0.7, 0.9)), top1=rates(100, (0.5, 0.4, 0.6)),
+                      conditional=rates(3, (1.0, 1.0, 1.0)), paper_measure="conditional")
+    cond, own = findings._retrieval("A-TOR", t, "TOR", "first-position rate", 2, "0.50 first", "scenes")
+    assert (cond.verdict, cond.paper_value) == ("not shown", "0.50 first") and "n < 10" in cond.note
+    assert own.verdict == "reproduced" and own.paper_value.startswith("–") and "(own)" in own.measure
+    assert cond.primary and own.primary

@@ -22,6 +22,7 @@ from ..probes import report, sentences
 from .probes import ImageTables, MatchingTables, TextTables
 
 TEXT_ONLY = ("GloVe", "SBERT", "SimCSE")
+MIN_N = 10  # fewer queries than this give no verdict: a bootstrap interval over a handful says nothing
 STAND_IN = "largest_first"
 
 
@@ -63,14 +64,35 @@ def _position_finding(claim: str, rows: pd.DataFrame, model: str, position: int,
     labels = rows.set_index("position").label
     ends = {"first": str(labels.loc[labels.index.min()]), "last": str(labels.loc[labels.index.max()])}
     other = "last" if wanted == "first" else "first"
-    verdict = ("not shown" if not preferred or int(r.n) == 0 else "reproduced" if preferred == ends[wanted] else
+    verdict = ("not shown" if not preferred or int(r.n) < MIN_N else "reproduced" if preferred == ends[wanted] else
                "reversed" if preferred == ends[other] else "not shown")
     if int(r.n) == 0:
         note = (note + " " if note else "") + "no query qualified under this measure (n = 0)."
+    elif int(r.n) < MIN_N:
+        note = (note + " " if note else "") + f"too few queries for a verdict (n < {MIN_N})."
     elif preferred and verdict == "not shown":
         note = (note + " " if note else "") + f"the {preferred} position is preferred instead."
     return Finding(claim, paper_value, measure, float(r.rate), float(r.ci_low), float(r.ci_high), int(r.n), model,
                    data, verdict, note.strip(), primary)
+
+
+def _retrieval(claim: str, tables: report.MeasureTables, probe: str, what: str, n: int, pv: str, data: str,
+               headline: bool = True) -> list[Finding]:
+    """Every CLIP's first-position rate under the paper's measure (beside the paper's value) and, where that is not
+    the own measure, under the own measure too (every query counts; no paper value beside it)."""
+    out: list[Finding] = []
+    measures = [tables.paper_measure or "own"] + (["own"] if (tables.paper_measure or "own") != "own" else [])
+    for measure in measures:
+        rows = tables.of(measure)
+        rows = rows[(rows.position > 0) & (rows.n_objects == n)]
+        primary = primary_model(rows)
+        value = pv if measure == (tables.paper_measure or "own") else f"– (the paper reports the {tables.paper_measure} measure)"
+        for model in _clips(rows.model):
+            f = _position_finding(claim, rows[rows.model == model], model, 1, "first", value,
+                                  f"{probe}, {what} ({measure}), {n} objects, chance {1 / n:.2f}", data,
+                                  headline and model == primary)
+            out.extend([f] if f else [])
+    return out
 
 
 def _count(rows: pd.DataFrame, wanted: int = 4) -> int | None:
@@ -101,16 +123,11 @@ def text(tables: Mapping[str, TextTables], claim1_note: str = "") -> list[Findin
             continue
         rows = rows[rows.n_objects == n]
         chance = f"chance {1 / n:.2f}"
-        claim = "A-COCO" if coco else "A-TOR"
         paper_first = _paper("TOR", "CLIP openAI", 1, table=3 if coco else 1, dataset="COCO" if coco else "ComCO")
         pv = (f"{paper_first:.2f} first (CLIP openAI, Table {3 if coco else 1}, 4 objects; chance 0.25)"
               if not math.isnan(paper_first) else "Table 1")
-        measure = f"TOR, first-position rate ({t.tor.paper_measure or 'own'}), {n} objects, {chance}"
-        primary = primary_model(rows)
-        for model in _clips(rows.model):
-            f = _position_finding(claim, rows[rows.model == model], model, 1, "first", pv, measure,
-                                  f"{label}, {n}-object captions", model == primary)
-            out.extend([f] if f else [])
+        out += _retrieval("A-COCO" if coco else "A-TOR", t.tor, "TOR", "first-position rate", n, pv,
+                          f"{label}, {n}-object captions")
         if coco:
             continue
         sbert = rows[rows.model == "SBERT"]
@@ -161,12 +178,8 @@ def image(tables: Mapping[str, ImageTables]) -> list[Finding]:
                 rows = rows[rows.n_objects == n]
                 paper_large = _paper("IOR", "CLIP openAI", 1, table=4 if coco else 2, dataset="COCO" if coco else "ComCO")
                 pv = f"{paper_large:.2f} large (CLIP openAI, Table {4 if coco else 2}, 4 objects; chance 0.25)"
-                primary = primary_model(rows)
-                for model in _clips(rows.model):
-                    f = _position_finding("A-COCO" if coco else "A-IOR", rows[rows.model == model], model, 1, "first",
-                                          pv, f"IOR, large-object rate ({t.ior.paper_measure or 'own'}), {n} objects, "
-                                          f"chance {1 / n:.2f}", f"{label}, {n}-object images", model == primary and not coco)
-                    out.extend([f] if f else [])
+                out += _retrieval("A-COCO" if coco else "A-IOR", t.ior, "IOR", "large-object rate", n, pv,
+                                  f"{label}, {n}-object images", headline=not coco)
         if coco:
             continue
         ioc = t.ioc[t.ioc.position > 0]
