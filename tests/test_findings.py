@@ -162,3 +162,13 @@ def test_retrieval_rows_add_the_own_measure_without_a_paper_value() -> None:
     assert (cond.verdict, cond.paper_value) == ("not shown", "0.50 first") and "n < 10" in cond.note
     assert own.verdict == "reproduced" and own.paper_value.startswith("–") and "(own)" in own.measure
     assert cond.primary and own.primary
+
+
+def test_timing_table_counts_steps_per_run_not_summed_over_seeds() -> None:
+    class Run:
+        def __init__(self, seed):
+            self.config = type("C", (), {"variant": "CLIP-FT", "seed": seed})()
+            self.log = pd.DataFrame({"step": [1, 2], "seconds": [1.0, 2.0], "samples": [32, 64]})
+
+    t = cx.timing_table([Run(0), Run(1)]).iloc[0]
+    assert (t.runs, t["steps per run"], t.samples, t.samples_per_s) == (2, 2, 128, 32.0)

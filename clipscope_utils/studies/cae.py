@@ -278,11 +278,15 @@ def training_curves(runs: list[FinetunedModel]) -> pd.DataFrame:
 
 
 def timing_table(runs: list[FinetunedModel]) -> pd.DataFrame:
-    """Measured fine-tuning speed per variant (seeds pooled): steps, seconds and samples per second, read off
-    the runs' own logs (what each extra attribution pass costs over CLIP-FT)."""
+    """Measured fine-tuning speed per variant: its runs (one per seed), steps per run, and seconds, samples and
+    samples per second over all its runs, read off the runs' own logs (what each extra attribution pass costs over
+    CLIP-FT)."""
     rows = [{"variant": r.config.variant, "seed": r.config.seed, "steps": len(r.log),
              "seconds": float(r.log.seconds.iloc[-1]), "samples": int(r.log.samples.iloc[-1])} for r in runs]
-    t = pd.DataFrame(rows).groupby("variant", sort=False)[["steps", "seconds", "samples"]].sum()
+    g = pd.DataFrame(rows).groupby("variant", sort=False)
+    t = g[["seconds", "samples"]].sum()  # over the variant's runs (one per seed)
+    t.insert(0, "steps per run", g.steps.first())
+    t.insert(0, "runs", g.size())
     t["samples_per_s"] = t.samples / t.seconds
     base = t.samples_per_s.get("CLIP-FT", np.nan)
     t["cost_vs_clip_ft"] = base / t.samples_per_s
