@@ -61,9 +61,10 @@ CLAIMS: tuple[Claim, ...] = (
     Claim("A-SD", "A", "§5.2, appendix", "Text-to-image models (Stable Diffusion) drop the later objects of a "
           "prompt.", "", "no Stable Diffusion weights and no GPU here; not implemented in this book"),
     Claim("B-PREMISE", "B", "§1, Fig. 1b / 7", "CLIP's text attributions favour object words over attribute and "
-          "relation words.", "cae", "the CAE chapter did not run"),
+          "relation words.", "cae", "the CAE chapter measured no attributions of its base model"),
     Claim("B-CAE", "B", "§5, Tables 1–2", "Fine-tuning with the attribution loss (CAE) beats plain fine-tuning "
-          "(CLIP-FT) on relations.", "cae", "the CAE chapter did not run"),
+          "(CLIP-FT) on relations.", "cae", "the CAE chapter ran no CLIP-FT baseline to compare with (`methods` "
+          "without \"none\")"),
     Claim("B-BENCH", "B", "Tables 1–2", "The gains hold on ARO, SugarCrepe, VL-CheckList, VALSE, SVO-Probes, ComVG "
           "and Winoground.", "cae", "the benchmarks' files cannot be fetched here; the `paper` profile reads ARO, "
           "SugarCrepe, Winoground and VALSE from their folders (VL-CheckList, SVO-Probes, ComVG have no loader yet)"),

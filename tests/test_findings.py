@@ -172,3 +172,8 @@ def test_timing_table_counts_steps_per_run_not_summed_over_seeds() -> None:
 
     t = cx.timing_table([Run(0), Run(1)]).iloc[0]
     assert (t.runs, t["steps per run"], t.samples, t.samples_per_s) == (2, 2, 128, 32.0)
+
+
+def test_a_cae_run_without_baseline_or_attributions_gives_no_rows() -> None:
+    assert findings.cae_gain(pd.DataFrame(), "synthetic") == []
+    assert findings.cae_premise(pd.DataFrame(), "pretrained", "captions") == []
