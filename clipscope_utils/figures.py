@@ -224,6 +224,14 @@ def error_bars(ax, x, table, rate: str = "rate", low: str = "ci_low", high: str 
     return ax.errorbar(x, values, yerr=e, fmt="none", ecolor=color_, elinewidth=1.1, capsize=capsize, **kw)
 
 
+def rate_lines(ax, table, x: str, hue: str, colors: dict, chance: float | None = None) -> None:
+    """One line per ``hue`` level of ``table``'s rate over ``x``, its 95 % band, and the dotted chance line."""
+    for level, t in table.sort_values(x).groupby(hue, sort=False):
+        ax.plot(t[x], t.rate, marker="o", ms=4, color=colors[level], label=level)
+    bands(ax, table, x, [hue], colors)
+    chance_line(ax, chance, label="chance (1/n)")
+
+
 def bands(ax, table, x: str, keys: Sequence[str], colors: dict | None = None, alpha: float = 0.18,
           rate: str = "rate"):
     """The 95 % interval of each line (one per ``keys`` group) as a band; ``colors`` maps the first key's level."""

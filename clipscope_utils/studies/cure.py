@@ -63,11 +63,7 @@ class CureTest:
         fig, axes = figures.facets(len(counts), height=2.2, sharey=True)
         colours = figures.palette(t.arm)
         for n, ax in zip(counts, axes):
-            u = t[t.n_objects == n]
-            for arm, a in u.groupby("arm", sort=False):
-                ax.plot(a.samples, a.rate, marker="o", ms=4, color=colours[arm], label=arm)
-            figures.bands(ax, u, "samples", ["arm"], colours)
-            figures.chance_line(ax, 1 / n, label="chance (1/n)")
+            figures.rate_lines(ax, t[t.n_objects == n], "samples", "arm", colours, chance=1 / n)
             ax.set_title(f"{n} objects", fontsize=figures.FONT_PT)
             ax.set_xlabel("fine-tuning samples")
         axes[0].set_ylabel("TOR first-position rate")

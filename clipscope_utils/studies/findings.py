@@ -19,7 +19,7 @@ from ..compositional.benchmarks import published_b
 from ..datasets.sizes import size_categories
 from ..paper import published
 from ..probes import report, sentences
-from .probes import ImageTables, MatchingTables, TextTables
+from .probes import ImageTables, TextTables
 
 TEXT_ONLY = ("GloVe", "SBERT", "SimCSE")
 MIN_N = 10  # fewer queries than this give no verdict: a bootstrap interval over a handful says nothing
@@ -198,8 +198,7 @@ def image(tables: Mapping[str, ImageTables]) -> list[Finding]:
 
 
 # -- matching chapter --------------------------------------------------------------------------------------------
-def matching(tables: Mapping[str, MatchingTables], frames: Mapping[str, pd.DataFrame], n_boot: int = 1000,
-             seed: int = 0) -> list[Finding]:
+def matching(frames: Mapping[str, pd.DataFrame], n_boot: int = 1000, seed: int = 0) -> list[Finding]:
     """Table 6: accuracy with the large object named first minus with it named last, paired by image."""
     out: list[Finding] = []
     for label, frame in frames.items():

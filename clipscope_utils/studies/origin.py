@@ -173,11 +173,8 @@ def plot_progression(prog: pd.DataFrame):
     fig, axes = figures.facets(len(panels), height=2.2, max_columns=min(figures.MAX_COLUMNS, per_probe))
     colours = figures.palette(prog.order)
     for (probe, n), ax in zip(panels, axes):
-        t = prog[(prog.probe == probe) & (prog.n_objects == n)].sort_values("samples")
-        for order, u in t.groupby("order", sort=False):
-            ax.plot(u.samples, u.rate, marker="o", ms=4, color=colours[order], label=order)
-        figures.bands(ax, t, "samples", ["order"], colours)
-        figures.chance_line(ax, 1 / n, label="chance (1/n)")
+        figures.rate_lines(ax, prog[(prog.probe == probe) & (prog.n_objects == n)], "samples", "order", colours,
+                           chance=1 / n)
         ax.set_title(f"{probe}, {n} objects", fontsize=figures.FONT_PT)
         ax.set_xlabel("samples seen")
     axes[0].set_ylabel("first-position rate")
