@@ -13,10 +13,11 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from .datasets.karpathy import KarpathySplit
 from .datasets.tables import SceneSet
 from .embeddings import embed_images, embed_texts
 from .models.base import Encoder
-from .probes import ProbeError, classification, inputs, matching, retrieval, sentences
+from .probes import ProbeError, classification, inputs, matching, recall, retrieval, sentences
 
 
 def _tag(frame: pd.DataFrame, enc: Encoder, probe: str) -> pd.DataFrame:
@@ -197,3 +198,20 @@ def need_images(enc: Encoder, probe: str) -> None:
     """A clear error when an image probe meets a text-only encoder."""
     if not enc.has_images:
         raise ProbeError(f"{probe} needs an image encoder; {enc.name!r} is text-only")
+
+
+def retrieval_hits(enc: Encoder, dataset: KarpathySplit, ks: Sequence[int] = (1, 5, 10)) -> pd.DataFrame:
+    """Per-query hits of paper B's Table 3 retrieval (one row per direction, query and k), so that runs of several
+    seeds can be pooled before the interval is drawn."""
+    need_images(enc, "image-text retrieval")
+    sim = texts(enc, dataset.captions) @ images(enc, [str(p) for p in dataset.image_paths]).T
+    return recall.recall_at_k(sim, dataset.text_image, ks)
+
+
+def retrieval_recall(enc: Encoder, dataset: KarpathySplit, ks: Sequence[int] = (1, 5, 10), n_boot: int = 1000,
+                     seed: int = 0) -> pd.DataFrame:
+    """Paper B's Table 3: zero-shot image->text and text->image recall@k on a Karpathy test split, with n and a
+    95 % interval per direction and k (cosine of cached, normalised embeddings; every caption is a query)."""
+    table = recall.recall_table(retrieval_hits(enc, dataset, ks), n_boot=n_boot, seed=seed)
+    return _tag(table.assign(dataset=dataset.dataset or dataset.json_file.stem, split=dataset.split), enc,
+                "retrieval")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy import stats as scipy_stats
 
 
 def bootstrap_ci(
@@ -36,3 +37,12 @@ def rate_table(frame: pd.DataFrame, by: list[str], hit: str, n_boot: int = 1000,
         lo, hi = bootstrap_ci(values, n_boot=n_boot, seed=seed)
         rows.append({**dict(zip(by, key)), "n": len(values), "rate": float(values.mean()), "ci_low": lo, "ci_high": hi})
     return pd.DataFrame(rows, columns=[*by, "n", "rate", "ci_low", "ci_high"])
+
+
+def t_interval(values, level: float = 0.95) -> tuple[float, float]:
+    """Student-t interval of the mean of a few values (paper B's Table 7 over five seeds); NaN below two values."""
+    x = np.asarray(values, dtype=float)
+    if x.size < 2:
+        return (float("nan"), float("nan"))
+    half = scipy_stats.t.ppf((1 + level) / 2, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size)
+    return float(x.mean() - half), float(x.mean() + half)

@@ -18,32 +18,7 @@ from clipscope_utils.compositional.benchmarks import (
     BenchmarkError, aro_categories, category_macro, choice_correct, evaluate, load_aro, load_sugarcrepe,
     load_valse, load_winoground, paper_b_summary, published_b, summary, winoground_clean_ids, winoground_scores)
 from clipscope_utils.compositional.items import ChoiceItem, PairItem
-from clipscope_utils.models import load_model
-
-
-def image(path, size=(40, 30), seed=0, fmt=None):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).save(path, format=fmt)
-    return path
-
-
-def write_json(path, obj):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(obj))
-    return path
-
-
-@pytest.fixture(scope="module")
-def tiny(offline_module_env):
-    return load_model("random:clipscope-tiny:0", device="cpu")
-
-
-@pytest.fixture
-def cache(tmp_path, monkeypatch):
-    folder = tmp_path / "cache"
-    monkeypatch.setenv("CLIPSCOPE_CACHE", str(folder))
-    return folder
+from conftest import image, write_json
 
 
 # ------------------------------------------------------------------------------------------ ARO
@@ -475,10 +450,14 @@ def row(table, model):
 def test_paper_b_tables_shape():
     t = B.paper_b_tables()
     assert list(t.columns) == ["table", "model", "benchmark", "column", "value", "note"]
-    assert len(t) == 170 and not t.duplicated(["table", "model", "benchmark", "column"]).any()
-    assert t.groupby("table").model.nunique().to_dict() == {1: 8, 2: 7}
+    assert len(t) == 170 + 48 + 24 and not t.duplicated(["table", "model", "benchmark", "column"]).any()
+    assert t.groupby("table").model.nunique().to_dict() == {1: 8, 2: 7, 3: 6, 5: 4}
     assert t.value.between(0, 100).all()
-    assert set(zip(t.benchmark, t.column)) == set(T1_COLUMNS)
+    retrieval = {(b, f"{d} R@{k}") for b in ("MSCOCO", "Flickr30K") for d in ("text->image", "image->text")
+                 for k in (1, 5)}
+    assert set(zip(t[t.table == 3].benchmark, t[t.table == 3].column)) == retrieval
+    assert set(t[t.table == 5].column) == {"Ablation"} and len(t[t.table == 5]) == 24
+    assert set(zip(t[t.table < 3].benchmark, t[t.table < 3].column)) == set(T1_COLUMNS)
     assert sorted(t.loc[t.model == "SDS-CLIP", "value"]) == [53.0, 62.0]  # its other cells are blank
 
 
@@ -518,7 +497,8 @@ def test_published_b():
 
 
 def test_paper_b_groups_name_real_subsets_and_cells():
-    known = {*B.ARO_SUBSETS, *B.SUGARCREPE_SUBSETS, *B.VALSE_PIECES, "winoground_clean"}
+    known = {*B.ARO_SUBSETS, *B.SUGARCREPE_SUBSETS, *B.VALSE_PIECES, "winoground_clean", *B.VL_CHECKLIST_SUBSETS,
+             *B.SVO_PROBES_SUBSETS, *B.COMVG_SUBSETS}
     t = B.paper_b_tables()
     for (bench, column), group in B.PAPER_B_GROUPS.items():
         assert set(group.subsets) <= known

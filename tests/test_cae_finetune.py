@@ -119,8 +119,14 @@ def test_attribution_frame_gives_both_roles_per_caption(module_cache):
     caps = [RoledCaption(t, s) for t, s in zip(comp.captions, comp.spans)]
     f = ex.attribution_frame("random:clipscope-tiny:0", ["attention", "perturbation"], caps, comp.paths,
                              device="cpu", n_perturb=2, candidates=concept_candidates(spec))
-    assert len(f) == 6 * 2 * 2 and set(f.role) == {"object", "composition"}
+    # every caption names a size and a relation: the four roles of paper B's Figure 1b each get a row
+    assert len(f) == 6 * 2 * 4 and set(f.role) == {"object", "attribute", "relation", "composition"}
+    wide = f.pivot_table(index=["method", "caption"], columns="role", values="score")
+    between = (wide.composition >= wide[["attribute", "relation"]].min(axis=1) - 1e-6) & (
+        wide.composition <= wide[["attribute", "relation"]].max(axis=1) + 1e-6)
+    assert between.all()  # composition pools the attribute and relation tokens
     s = ex.attribution_summary(f.assign(model="random"), n_boot=100)
     assert set(s.method) == {"attention", "perturbation"} and (s.n == 6).all()
+    assert s[["attribute_ratio", "relation_ratio"]].notna().all().all()
     with pytest.raises(CAEError, match="unknown attribution"):
         ex.attribution_frame("random:clipscope-tiny:0", ["saliency"], caps, comp.paths)

@@ -16,7 +16,9 @@ from typing import Any
 
 from ..compositional.benchmarks import check_files
 from ..datasets.coco import coco_files
+from ..datasets.karpathy import load_karpathy
 from ..datasets.official import locate
+from ..datasets.visual_genome import load_vocabularies
 from ..datasets.sources import HOW_TO_GET, check_domainnet, check_source, parse_source
 from ..device import pick_device
 from ..models.base import ModelError
@@ -70,14 +72,16 @@ def _check_folder(kind: str, value: str, params: dict) -> str:
     if kind == "official":
         locate(Path(value), None)
     elif kind in ("coco_val", "coco_train"):
-        coco_files(value, "val2017" if kind == "coco_val" else "train2017")
+        coco_files(value, "val2017" if kind == "coco_val" else params.get("coco_split", "train2017"))
     elif kind == "domainnet":
         return check_domainnet(value)
-    elif kind in ("coco_images", "valse_images"):
+    elif kind.endswith("images"):
         if not Path(value).is_dir():
             raise ValueError(f"folder {value!r} does not exist")
     else:
-        images = {"sugarcrepe": params.get("coco_images"), "valse": params.get("valse_images")}.get(kind)
+        images = {"sugarcrepe": params.get("coco_images"), "valse": params.get("valse_images"),
+                  "vl_checklist": params.get("vl_checklist_images"), "svo_probes": params.get("svo_probes_images"),
+                  "comvg": params.get("comvg_images")}.get(kind)
         check_files(kind, value, images)
     return f"{kind} data: {value}"
 
@@ -156,6 +160,14 @@ def check_notebook(notebook: str, params: dict[str, Any], schema: dict) -> Chapt
                 pt.long_configs(params[SHARED_TRAINING], params["long_orders"], value, params["long_checkpoints"])
             elif kind == "cure" and value:
                 cure.check(pt.configs(params[SHARED_TRAINING]), value, params["cure_lr"])
+            elif kind == "karpathy" and value:  # a split file; its images folder is the parameter <name>_images
+                split = load_karpathy(value, params.get(f"{param}_images") or None, "test")
+                out.inputs.append(f"{param}: {split.n_images} test images, {split.n_captions} captions in {value}")
+                out.files[str(Path(value).resolve())] = content_id(value)
+            elif kind == "vocabulary" and value:
+                vocab = load_vocabularies(value)
+                out.inputs.append(f"{param}: " + ", ".join(f"{len(v)} {r}s" for r, v in vocab.items()) + f" in {value}")
+                out.files[str(Path(value).resolve())] = content_id(value)
             elif kind.startswith("folder:") and value:
                 out.inputs.append(f"{param}: " + _folder(kind.split(":", 1)[1], value, params))
                 out.files[str(Path(value).resolve())] = content_id(value)

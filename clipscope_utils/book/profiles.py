@@ -28,9 +28,10 @@ import yaml
 SCHEMA_FILE = "parameters.yml"
 TYPES = {"int", "float", "str", "bool", "list", "shared"}
 CHECKS = {"models", "image_models", "model", "device", "external", "sources", "sources_with_regions",
-          "rephrase_file", "long_run", "cure"}
+          "rephrase_file", "long_run", "cure", "karpathy", "vocabulary", "finetune_schedule"}
 FOLDER_KINDS = ("official", "coco_val", "coco_train", "aro", "sugarcrepe", "coco_images", "winoground", "valse",
-                "valse_images", "domainnet")
+                "valse_images", "domainnet", "vl_checklist", "vl_checklist_images", "svo_probes", "svo_probes_images",
+                "comvg", "comvg_images")
 MODEL_LISTS = ("models", "image_models")
 #: top-level keys of a profile file; ``notice``, ``standins`` and ``environment`` serve the rehearsal profile
 PROFILE_KEYS = ("description", "extends", "model_sets", "notebooks", "notice", "standins", "environment")

@@ -7,7 +7,10 @@ The rehearsal profile runs every chapter through exactly that path on stand-ins 
 * weights: random weights of the real architectures in the Hugging Face hub cache layout and as local
   checkpoint files (:mod:`clipscope_utils.models.standins`);
 * data: one small generated ComCO set exported as the authors' release, as COCO 2017 and as DomainNet
-  (:mod:`clipscope_utils.datasets.export`), plus a rule-based rephrasing of the matching chapter's COCO captions.
+  (:mod:`clipscope_utils.datasets.export`), plus a rule-based rephrasing of the matching chapter's COCO captions;
+  for paper B, a COCO ``train2017`` split of generated two-object scenes whose captions name relations (what the
+  CAE chapter fine-tunes on), Karpathy test splits (COCO and Flickr30k, Table 3), a Visual Genome vocabulary file
+  and the seven benchmarks of Tables 1–2 in their own layouts (:mod:`clipscope_utils.compositional.export`).
 
 Everything is built once into the profile's ``standins`` folder and rebuilt only when what made it changes.
 The numbers computed on stand-ins mean nothing; their purpose is that every line of the real path runs.
@@ -16,9 +19,15 @@ The numbers computed on stand-ins mean nothing; their purpose is that every line
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
+from ..compositional.export import (to_aro, to_comvg, to_sugarcrepe, to_svo_probes, to_valse, to_vl_checklist,
+                                    to_winoground)
+from ..compositional.scenes import CompositionSpec, concept_candidates, generate_compositions, synthetic_benchmark
 from ..datasets.export import rephrasings, to_coco, to_domainnet, to_release, to_rephrase_file
+from ..datasets.karpathy import to_karpathy
+from ..datasets.visual_genome import to_vg_dicts
 from ..datasets.scenes import SceneSpec, generate_cached
 from ..datasets.sources import load_source
 from ..models.standins import build_standins
@@ -30,12 +39,21 @@ CLASSES = ("person", "bicycle", "car", "carrot", "motorcycle", "dog", "cat", "wi
 SPEC = SceneSpec(family="comco", objects=(2, 3, 4), images=8, image_size=224, templates=("and", "scene"),
                  class_names=CLASSES, seed=0)
 DATA_MANIFEST = "data-manifest.json"
+#: paper B's stand-ins: two-object scenes with relation captions (COCO train2017 for fine-tuning, benchmark items)
+CAE_SPEC = CompositionSpec(family="comco", images=8, image_size=64, attributes=("size",),
+                           class_names=("cat", "dog", "car", "person"), seed=0)
+CAE_BENCH_ITEMS = 4
+BENCHMARK_WRITERS = {"aro": to_aro, "sugarcrepe": to_sugarcrepe, "winoground": to_winoground, "valse": to_valse,
+                     "vl_checklist": to_vl_checklist, "svo_probes": to_svo_probes, "comvg": to_comvg}
 
 
 def _code_key() -> dict:
     """What decides the stand-in data besides the spec: the exporters' and loaders' code."""
-    here = Path(__file__).resolve().parents[1] / "datasets"
-    return {f: content_id(here / f) for f in ("export.py", "scenes.py", "coco.py", "official.py", "domainnet.py")}
+    here = Path(__file__).resolve().parents[1]
+    files = [f"datasets/{f}" for f in ("export.py", "scenes.py", "coco.py", "official.py", "domainnet.py",
+                                       "karpathy.py", "visual_genome.py")]
+    files += [f"compositional/{f}" for f in ("export.py", "scenes.py")]
+    return {f: content_id(here / f) for f in files}
 
 
 def _rephrase_file(data: Path, matching: dict | None) -> None:
@@ -49,6 +67,35 @@ def _rephrase_file(data: Path, matching: dict | None) -> None:
     to_rephrase_file(rephrasings(texts, seed=0), data / "rephrased_captions.json")
 
 
+def _coco_train_split(data: Path, split: str = "train2017") -> None:
+    """A COCO captions split of generated two-object scenes with relation captions, added beside the exported
+    val2017 (COCO's own layout: annotations/captions_<split>.json, instances_<split>.json, <split>/*.png)."""
+    comp = generate_compositions(CAE_SPEC, progress=False)
+    coco = data / "coco"
+    (coco / split).mkdir(parents=True, exist_ok=True)
+    images, captions = [], []
+    for i, (path, text) in enumerate(zip(comp.paths, comp.captions), start=1):
+        name = f"{i:012d}.png"
+        shutil.copyfile(path, coco / split / name)
+        images.append({"id": i, "file_name": name, "width": CAE_SPEC.image_size, "height": CAE_SPEC.image_size})
+        captions.append({"id": i, "image_id": i, "caption": text})
+    for kind, doc in (("captions", {"images": images, "annotations": captions}),
+                      ("instances", {"images": images, "annotations": [], "categories": []})):
+        payload = json.dumps(doc).encode()
+        atomic_write(coco / "annotations" / f"{kind}_{split}.json", lambda f, b=payload: f.write(b))
+
+
+def _paper_b(data: Path, scenes) -> None:
+    """Paper B's stand-ins: the COCO training split, the seven benchmarks, the retrieval splits, a vocabulary."""
+    _coco_train_split(data)
+    bench = synthetic_benchmark(CAE_SPEC, CAE_BENCH_ITEMS, progress=False)
+    for name, write in BENCHMARK_WRITERS.items():
+        write(bench, data / name, overwrite=True)
+    to_karpathy(scenes, data / "karpathy_coco", dataset="coco", overwrite=True)
+    to_karpathy(scenes, data / "karpathy_flickr", dataset="flickr30k", overwrite=True)
+    to_vg_dicts(concept_candidates(CAE_SPEC), data / "VG-SGG-dicts-with-attri.json")
+
+
 def prepare_standins(folder: Path, params: dict | None = None) -> dict[str, str]:
     """Build (or reuse) every stand-in under ``folder``; returns the environment a run needs (HF cache, offline,
     weights folder). ``params`` are the profile's notebook parameters (the matching chapter's decide which
@@ -57,7 +104,7 @@ def prepare_standins(folder: Path, params: dict | None = None) -> dict[str, str]
     env = build_standins(folder / "models", epochs=(1, 2))
     data = folder / "data"
     matching = (params or {}).get("matching")
-    key = {"spec": SPEC.key(), "code": _code_key(),
+    key = {"spec": SPEC.key(), "cae_spec": CAE_SPEC.key(), "code": _code_key(),
            "matching": {k: matching.get(k) for k in ("sources", "objects", "n_images", "template", "replace", "seed")}
            if matching else None}
     manifest = data / DATA_MANIFEST
@@ -67,6 +114,7 @@ def prepare_standins(folder: Path, params: dict | None = None) -> dict[str, str]
     to_release(scenes, data / "release", family="comco", image_size=512, overwrite=True)
     to_coco(scenes, data / "coco", split="val2017", overwrite=True)
     to_domainnet(scenes, data / "domainnet", overwrite=True)
+    _paper_b(data, scenes)
     (data / "README.md").write_text("Stand-in data made from generated scenes (clipscope rehearsal): the layouts of "
                                     "the authors' release, COCO 2017 and DomainNet, not their contents.\n")
     _rephrase_file(data, matching)

@@ -10,6 +10,12 @@ users with COCO set ``coco_root`` to fine-tune on COCO captions tagged by the sc
 attribution loss regularises the text encoder only (paper B section 4.3): image features enter every
 attribution detached.
 
+The schedule is known before any work: :func:`planned_steps` counts the pairs from the config alone (and the
+COCO captions file, scanned, not parsed), and :func:`check_schedule` refuses a warm-up that is not shorter
+than training. ``itc=False`` trains on ``lambda * L_attr`` alone (paper B Table 5's ablation). With several
+GPUs a run is split over data-parallel processes (:func:`launch`, :mod:`clipscope_utils.cae.world`); one
+process is the world-of-one case of the same loop (:func:`train`).
+
 A run lives in ``<cache>/finetuned/<key>/``: ``config.json``, ``log.csv`` (losses per step), ``model.pt`` (an
 open_clip state dict, loadable by the registry as ``<arch>@<file>``) and ``done.json``; every file is written
 atomically and the key hashes the config, the base model's identity (weights hash) and the library versions.
@@ -17,11 +23,17 @@ atomically and the key hashes the config, the base model's identity (weights has
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import hashlib
 import json
 import math
+import os
+import re
+import subprocess
+import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,15 +50,17 @@ from tqdm.auto import tqdm
 
 from ..compositional.scenes import CompositionSpec
 from ..datasets.coco import DatasetError, coco_files
+from ..datasets.visual_genome import load_vocabularies
 from ..models.base import Encoder
 from ..models.registry import load_model
 from ..optim import optimizer
 from ..paths import atomic_write, cache_dir, cached_folder, file_sha256, is_complete
 from . import CAEError
 from .attribution import attribution, perturbations
-from .loss import attribution_loss, itc_loss, total_loss
+from .loss import attribution_loss, itc_loss, scored_captions, total_loss
 from .pairs import coco_pairs, generated_pairs
 from .roles import RoledCaption, span_positions, token_roles
+from .world import World
 
 #: how a run gets its base model from ``FinetuneConfig.base``: the registry by default; the model zoo passes
 #: its own loader so that ``trained:`` names mean the profile's self-trained CLIPs
@@ -56,6 +70,11 @@ METHODS = ("none", "attention", "gradcam", "perturbation", "gradient")  # "none"
 NEGATIVE_KINDS = ("relation_swap", "relation_replace", "attribute_swap")
 FINETUNER_VERSION = 1  # bump when the loop changes what a config produces
 DONE = "done.json"  # written last: the run is complete
+#: fields added after runs were cached: left out of a config's dict (and so of its cache key) while at these
+#: defaults, so the runs cached before them keep their keys
+LATER_FIELDS = {"classes": (), "itc": True, "vocabulary": ""}
+#: the torchrun entry point of a data-parallel run (named, not imported: it imports this module)
+DISTRIBUTED_MODULE = "clipscope_utils.cae.distributed"
 # Paper B's best loss weights (appendix E, Table 8) for ViT-B/32; the gradient scales of the methods differ.
 PAPER_LAMBDA = {"attention": 30.0, "gradcam": 50.0, "perturbation": 0.2, "gradient": 10.0}
 
@@ -77,22 +96,28 @@ class FinetuneConfig:
     image_size: int = 64
     relations: tuple[str, ...] = ("left of", "right of", "above", "below")
     attributes: tuple[str, ...] = ("size",)
+    classes: tuple[str, ...] = ()  # the generated scenes' object classes (() = the whole family): with few classes
+    # many captions of a batch name the same two objects, so only their attributes and relations tell them apart
     data_seed: int = 0
     coco_root: str = ""  # fine-tune on COCO captions (tagged by the scene-graph parser) instead of generated scenes
     coco_split: str = "train2017"
     coco_images: int = 0  # the first N captioned images by id (0 = all)
     epochs: int = 2
-    batch_size: int = 64
+    batch_size: int = 64  # the global batch (split evenly over data-parallel processes)
     lr: float = 1e-3
     weight_decay: float = 0.2
-    warmup: int = 10
+    warmup: float = 10  # warm-up steps (a whole number), or 0 < warmup < 1: that fraction of the steps
     seed: int = 0
-    threads: int = 1
+    threads: int = 1  # CPU threads per process
     device: str = "cpu"
+    itc: bool = True  # False: train on lam * L_attr alone (paper B Table 5's ablation)
+    vocabulary: str = ""  # perturbation candidates from this Visual Genome vocabulary file ('' = the data's words)
 
     def __post_init__(self) -> None:
-        for name in ("negative_kinds", "relations", "attributes"):
+        for name in ("negative_kinds", "relations", "attributes", "classes"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
+        if isinstance(self.warmup, float) and self.warmup >= 1 and self.warmup.is_integer():
+            object.__setattr__(self, "warmup", int(self.warmup))  # 50.0 and 50 are one run (one cache key)
         if self.method == "none":
             object.__setattr__(self, "lam", 0.0)
         if self.method != "gradient":  # knobs a method ignores must not split its cache
@@ -122,39 +147,121 @@ class FinetuneConfig:
             raise CAEError(f"scenes ({self.scenes}) must be at least one batch ({self.batch_size})")
         if not self.lr > 0 or self.weight_decay < 0 or self.warmup < 0:
             raise CAEError("lr must be > 0, weight_decay and warmup >= 0")
+        if self.warmup >= 1 and float(self.warmup) != int(self.warmup):
+            raise CAEError(f"warmup={self.warmup}: give whole warm-up steps, or a fraction of the steps below 1 "
+                           f"(e.g. 0.1)")
+        if not self.itc:
+            if self.method == "none":
+                raise CAEError("itc=False trains on the attribution loss alone: it needs a method other than "
+                               "'none' (with lam > 0)")
+            if self.hard_negatives:
+                raise CAEError("itc=False: hard negatives enter only the contrastive loss; set "
+                               "hard_negatives=False")
 
     @property
     def steps(self) -> int:
-        """Optimiser steps on the generated scenes (COCO runs: epochs x pairs // batch)."""
-        return self.epochs * (self.scenes // self.batch_size)
+        """Optimiser steps of the run (:func:`planned_steps`; a COCO run scans its captions file once)."""
+        return planned_steps(self)
 
     @property
     def variant(self) -> str:
-        """The paper's name of the variant: CLIP-FT, CLIP-CAE (<method>), with '+ HN' for hard negatives."""
+        """The paper's name of the variant: CLIP-FT, CLIP-CAE (<method>), with '+ HN' for hard negatives;
+        'CAE attribution loss only (<method>)' without the contrastive loss (paper B Table 5)."""
+        if not self.itc:
+            return f"CAE attribution loss only ({self.method})"
         name = "CLIP-FT" if self.method == "none" else f"CLIP-CAE ({self.method})"
         return f"{name} + HN" if self.hard_negatives else name
 
     def composition_spec(self):
         """The generated compositional scenes of this run (its synthetic benchmark draws unseen ones)."""
         return CompositionSpec(family=self.family, images=self.scenes, image_size=self.image_size,
-                               relations=self.relations, attributes=self.attributes, seed=self.data_seed)
+                               relations=self.relations, attributes=self.attributes, class_names=self.classes,
+                               seed=self.data_seed)
 
     def to_dict(self) -> dict:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+        """The knobs as JSON (the cache key's material), :data:`LATER_FIELDS` at their defaults left out."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()
+                if not (k in LATER_FIELDS and v == LATER_FIELDS[k])}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "FinetuneConfig":
+        """The config of :meth:`to_dict`'s output (a run's ``config.json``, a distributed job)."""
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
     def replace(self, **changes) -> "FinetuneConfig":
         return dataclasses.replace(self, **changes)
 
 
-def data_identity(cfg: FinetuneConfig) -> dict:
-    """What the training pairs are made of beyond the config: the COCO captions file's content hash."""
+_CAPTIONED: dict[tuple[str, int, int], int] = {}
+
+
+def captioned_images(captions_file: str | Path) -> int:
+    """How many distinct images a COCO captions file captions: its ``"image_id"`` values, found by a byte scan
+    (no JSON parse, no image opened; remembered per file size and mtime), so a schedule is known at once."""
+    p = Path(captions_file).resolve()
+    st = p.stat()
+    key = (str(p), st.st_size, st.st_mtime_ns)
+    if key not in _CAPTIONED:
+        _CAPTIONED[key] = len(set(re.findall(rb'"image_id"\s*:\s*(\d+)', p.read_bytes())))
+    return _CAPTIONED[key]
+
+
+def planned_pairs(cfg: FinetuneConfig) -> int:
+    """How many image-caption pairs the run trains on, without building them: ``scenes`` generated scenes, or
+    the COCO split's captioned images (the first ``coco_images`` of them when that is set)."""
     if not cfg.coco_root:
-        return {}
+        return cfg.scenes
     try:
         files = coco_files(cfg.coco_root, cfg.coco_split)
     except DatasetError as e:
         raise CAEError(f"COCO fine-tuning data: {e}") from None
-    return {"captions_sha256": file_sha256(files.captions)}
+    n = captioned_images(files.captions)
+    return min(n, cfg.coco_images) if cfg.coco_images else n
+
+
+def planned_steps(cfg: FinetuneConfig) -> int:
+    """Optimiser steps of the run: ``epochs * (pairs // batch_size)`` (a last partial batch is dropped)."""
+    return cfg.epochs * (planned_pairs(cfg) // cfg.batch_size)
+
+
+def warmup_steps(cfg: FinetuneConfig, steps: int | None = None) -> int:
+    """The warm-up in steps: ``warmup`` itself, or for ``0 < warmup < 1`` that fraction of the steps (floor)."""
+    if cfg.warmup >= 1 or cfg.warmup == 0:
+        return int(cfg.warmup)
+    steps = planned_steps(cfg) if steps is None else steps
+    return math.floor(cfg.warmup * steps + 1e-9)
+
+
+def check_schedule(cfg: FinetuneConfig) -> int:
+    """The run's planned steps, or :class:`CAEError` if it has no step or its warm-up is not shorter than its
+    training (the cosine schedule would never leave warm-up: not the schedule the config describes)."""
+    pairs = planned_pairs(cfg)
+    steps = cfg.epochs * (pairs // cfg.batch_size)
+    source = (f"{pairs} captioned COCO images" if cfg.coco_root else f"scenes={cfg.scenes}")
+    if steps == 0:
+        raise CAEError(f"no training step: {source} make no full batch of batch_size={cfg.batch_size}; give more "
+                       f"pairs or a smaller batch_size")
+    warm = warmup_steps(cfg, steps)
+    if warm >= steps:
+        raise CAEError(
+            f"the warm-up (warmup={cfg.warmup}: {warm} steps) is not shorter than training: {steps} steps = "
+            f"epochs={cfg.epochs} x ({source} // batch_size={cfg.batch_size}), so the cosine schedule would never "
+            f"leave warm-up. Lower warmup, give it as a fraction of the steps (e.g. warmup=0.1), or raise "
+            f"{'coco_images' if cfg.coco_root else 'scenes'} or epochs.")
+    return steps
+
+
+def data_identity(cfg: FinetuneConfig) -> dict:
+    """What the training pairs are made of beyond the config: the COCO captions file's and the vocabulary file's
+    content hashes."""
+    out = {"vocabulary_sha256": file_sha256(cfg.vocabulary)} if cfg.vocabulary else {}
+    if not cfg.coco_root:
+        return out
+    try:
+        files = coco_files(cfg.coco_root, cfg.coco_split)
+    except DatasetError as e:
+        raise CAEError(f"COCO fine-tuning data: {e}") from None
+    return {**out, "captions_sha256": file_sha256(files.captions)}
 
 
 def run_key(cfg: FinetuneConfig, base_identity: dict, data: dict | None = None) -> str:
@@ -193,7 +300,7 @@ def load_finetuned(folder: str | Path) -> FinetunedModel:
     if not is_complete(folder, DONE):
         raise CAEError(f"{folder} holds no finished fine-tuning run")
     meta = json.loads((folder / "config.json").read_text())
-    cfg = FinetuneConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in meta["config"].items()})
+    cfg = FinetuneConfig.from_dict(meta["config"])
     return FinetunedModel(folder, cfg, meta["arch"], pd.read_csv(folder / "log.csv"))
 
 
@@ -209,7 +316,9 @@ class FinetuneData:
         kinds = cfg.negative_kinds if cfg.hard_negatives else ()
         pairs = (coco_pairs(cfg.coco_root, cfg.coco_split, cfg.coco_images, kinds, cfg.data_seed, progress=progress)
                  if cfg.coco_root else generated_pairs(cfg.composition_spec(), kinds, progress))
-        self.texts, self.spans, self.candidates = pairs.texts, pairs.spans, pairs.candidates
+        self.texts, self.spans = pairs.texts, pairs.spans
+        # perturbation candidates: Visual Genome's vocabularies when given (paper B appendix I), else the data's own
+        self.candidates = load_vocabularies(cfg.vocabulary) if cfg.vocabulary else pairs.candidates
         if len(self.texts) < cfg.batch_size:
             raise CAEError(f"{len(self.texts)} training pairs are fewer than one batch ({cfg.batch_size})")
         self.tokenizer = encoder.tokenizer
@@ -218,7 +327,12 @@ class FinetuneData:
         # small generated scenes are decoded once; COCO (118k photos) is decoded per batch
         self.images = None if cfg.coco_root else torch.stack([self._load(p) for p in self.paths])
         self.negatives = {k: self.tokenizer(v) for k, v in pairs.negatives.items()}
-        self.steps = cfg.epochs * (len(self.texts) // cfg.batch_size)
+        planned = planned_pairs(cfg)
+        if len(self.texts) != planned:  # the schedule was fixed from the planned count: they must agree
+            raise CAEError(f"the training data has {len(self.texts)} pairs but {planned} were planned from "
+                           + ("the COCO captions file (captioned images it does not list?)" if cfg.coco_root
+                              else "scenes"))
+        self.steps = planned_steps(cfg)
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -240,7 +354,7 @@ class FinetuneData:
         return perm[k * b:(k + 1) * b]
 
     def negative_tokens(self, idx: np.ndarray, step: int) -> torch.Tensor | None:
-        """One hard-negative caption per sample, its kind drawn per sample (seeded)."""
+        """One hard-negative caption per sample of the global batch ``idx``, its kind drawn per sample (seeded)."""
         if not self.negatives:
             return None
         kinds = self.cfg.negative_kinds
@@ -256,68 +370,154 @@ def perturbation_inputs(texts, spans, candidates, tokenizer, n_perturb: int, see
     return perturbations(list(texts), list(spans), candidates, tokenizer, positions, n_perturb=n_perturb, seed=seed)
 
 
-def _step_losses(model, data: FinetuneData, idx: np.ndarray, step: int, device: torch.device):
-    """ITC (with hard negatives when asked) and the attribution hinge of one batch."""
-    cfg = data.cfg
+def _step_losses(model, data: FinetuneData, batch: np.ndarray, step: int, world: World):
+    """This process's share of the global batch's loss (the shares sum to ``L_ITC + lam * L_attr``, so the
+    summed gradients are the global loss's), and the global batch's ITC and attribution hinge for the log.
+
+    Each process encodes its slice; the ITC sees every process's features (gathered with gradient); the hinge
+    is per caption, summed over the slice and divided by the global batch's count of scored captions. Seeded
+    per-sample choices (hard-negative kinds, perturbations) are drawn for the global batch and then sliced, so
+    they do not depend on the number of processes.
+    """
+    cfg, device = data.cfg, torch.device(world.device)
+    mine = world.part(len(batch))
+    idx = batch[mine]
     t = torch.from_numpy(idx)
-    images, tokens = data.pixels(idx).to(device), data.roles.tokens[t].to(device)
-    img = model.encode_image(images, normalize=True)
-    txt = model.encode_text(tokens, normalize=True)
-    neg_tokens = data.negative_tokens(idx, step)
-    neg = model.encode_text(neg_tokens.to(device), normalize=True) if neg_tokens is not None else None
-    itc = itc_loss(img, txt, model.logit_scale.exp(), neg)
-    if cfg.method == "none":
-        return itc, torch.zeros((), device=device)
-    extra = {"temperature": cfg.temperature}
-    if cfg.method == "perturbation":
-        replacements, positions = perturbation_inputs([data.texts[i] for i in idx], [data.spans[i] for i in idx],
-                                                      data.candidates, data.tokenizer, cfg.n_perturb,
-                                                      seed=cfg.seed * 1_000_000 + step)
-        extra.update(replacements=[[r.to(device) for r in row] for row in replacements], positions=positions)
-    scores = attribution(cfg.method, model, img.detach(), tokens, create_graph=True, **extra)
-    attr = attribution_loss(scores, data.roles.objects[t].to(device), data.roles.composition[t].to(device),
-                            cfg.margin)
-    return itc, attr
+    tokens = data.roles.tokens[t].to(device)
+    neg_tokens = data.negative_tokens(batch, step)
+    with contextlib.nullcontext() if cfg.itc else torch.no_grad():  # without ITC it is only logged
+        img = model.encode_image(data.pixels(idx).to(device), normalize=True)
+        feats = [img, model.encode_text(tokens, normalize=True)]
+        if neg_tokens is not None:
+            feats.append(model.encode_text(neg_tokens[mine].to(device), normalize=True))
+        img_all, txt_all, *neg_all = world.gather(*feats)
+        itc = itc_loss(img_all, txt_all, model.logit_scale.exp(), neg_all[0] if neg_all else None)
+    zero = torch.zeros((), device=device)
+    attr = zero
+    if cfg.method != "none":
+        extra = {"temperature": cfg.temperature}
+        if cfg.method == "perturbation":
+            replacements, positions = perturbation_inputs([data.texts[i] for i in batch],
+                                                          [data.spans[i] for i in batch], data.candidates,
+                                                          data.tokenizer, cfg.n_perturb,
+                                                          seed=cfg.seed * 1_000_000 + step)
+            extra.update(replacements=[[r.to(device) for r in row] for row in replacements[mine]],
+                         positions=positions[mine])
+        scores = attribution(cfg.method, model, img.detach(), tokens, create_graph=True, **extra)
+        objects, composition = data.roles.objects[t].to(device), data.roles.composition[t].to(device)
+        total = world.total(scored_captions(objects, composition)) if world.size > 1 else None
+        attr = attribution_loss(scores, objects, composition, cfg.margin, total)
+    share = total_loss(itc / world.size if cfg.itc else zero, attr, cfg.lam)
+    return share, itc.detach(), world.total(attr)
 
 
-def finetune(cfg: FinetuneConfig, progress: bool = True, loader: Loader = load_model) -> FinetunedModel:
-    """Fine-tune ``cfg.base`` (loaded by ``loader``) as ``cfg`` says, or return the cached run."""
-    base = loader(cfg.base, device=cfg.device)
-    if not base.has_images or not hasattr(base, "model"):
-        raise CAEError(f"base model {cfg.base!r} is not an open_clip CLIP; CAE fine-tunes image-text models")
-    return cached_folder(run_folder(cfg, base.identity), DONE, load_finetuned,
-                         lambda folder: _finetune(cfg, base, folder, progress))
+def train(cfg: FinetuneConfig, base: Encoder, world: World | None = None,
+          progress: bool = False) -> tuple[torch.nn.Module, pd.DataFrame]:
+    """The one training loop: fine-tune a copy of ``base.model`` as ``cfg`` says; returns it and the loss log.
 
-
-def _finetune(cfg: FinetuneConfig, base: Encoder, folder: Path, progress: bool) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
+    ``world``: this process's place among data-parallel processes (default: a world of one on ``cfg.device``);
+    every process of a world runs this with the same arguments and ends with the same weights.
+    """
+    world = world or World(device=cfg.device)
     threads = torch.get_num_threads()
     torch.set_num_threads(cfg.threads)
     try:
-        device = torch.device(cfg.device)
-        data = FinetuneData(cfg, base, progress=False)
+        device = torch.device(world.device)
+        with world.main_first():  # rank 0 fills the scene and caption caches, the others read them
+            data = FinetuneData(cfg, base, progress=False)
         model = copy.deepcopy(base.model).to(device).requires_grad_(True).train()
         torch.manual_seed(cfg.seed)
         opt = optimizer(model, cfg)
-        schedule = cosine_lr(opt, cfg.lr, cfg.warmup, data.steps)
+        schedule = cosine_lr(opt, cfg.lr, warmup_steps(cfg, data.steps), data.steps)
         log, t0 = [], time.perf_counter()
-        for step in tqdm(range(data.steps), disable=not progress, desc=cfg.variant, unit="step"):
+        for step in tqdm(range(data.steps), disable=not (progress and world.main), desc=cfg.variant, unit="step"):
             schedule(step)
-            itc, attr = _step_losses(model, data, data.indices(step), step, device)
-            loss = total_loss(itc, attr, cfg.lam)
+            share, itc, attr = _step_losses(model, data, data.indices(step), step, world)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            share.backward()
+            world.sum_gradients(model)
             opt.step()
             with torch.no_grad():
                 model.logit_scale.clamp_(0, math.log(100))
-            log.append({"step": step + 1, "samples": (step + 1) * cfg.batch_size, "itc": float(itc.detach()),
-                        "attr": float(attr.detach()), "loss": float(loss.detach()),
-                        "seconds": time.perf_counter() - t0})
+            loss = total_loss(itc if cfg.itc else torch.zeros_like(itc), attr, cfg.lam)
+            log.append({"step": step + 1, "samples": (step + 1) * cfg.batch_size, "itc": float(itc),
+                        "attr": float(attr), "loss": float(loss), "seconds": time.perf_counter() - t0})
     finally:
         torch.set_num_threads(threads)
+    return model, pd.DataFrame(log)
+
+
+def save_run(folder: Path, cfg: FinetuneConfig, base: Encoder, model: torch.nn.Module, log: pd.DataFrame) -> None:
+    """Write a finished run into its folder, ``done.json`` last."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
     atomic_write(folder / "model.pt", lambda f: torch.save(model.state_dict(), f))
-    pd.DataFrame(log).to_csv(folder / "log.csv", index=False)
+    atomic_write(folder / "log.csv", lambda f: f.write(log.to_csv(index=False).encode()))
     arch = base.identity.get("arch") or base.spec.arch
     meta = {"config": cfg.to_dict(), "arch": arch, "base_identity": base.identity}
     atomic_write(folder / "config.json", lambda f: f.write(json.dumps(meta, indent=1).encode()))
-    atomic_write(folder / DONE, lambda f: f.write(json.dumps({"steps": data.steps}).encode()))
+    atomic_write(folder / DONE, lambda f: f.write(json.dumps({"steps": len(log)}).encode()))
+
+
+def default_processes(cfg: FinetuneConfig) -> int:
+    """One process per GPU when ``cfg.device`` is "cuda" (no index) and there are several, as many as split the
+    batch evenly; one otherwise."""
+    if cfg.device != "cuda" or not torch.cuda.is_available():
+        return 1
+    n = torch.cuda.device_count()
+    while cfg.batch_size % n:
+        n -= 1
+    return n
+
+
+def launch(cfg: FinetuneConfig, base: Encoder, folder: Path, processes: int) -> None:
+    """Run ``cfg`` as ``processes`` data-parallel processes under torchrun (gloo on the CPU, NCCL on GPUs),
+    which write ``folder``; waits, and raises :class:`CAEError` with the end of their log if they fail.
+
+    The base goes over as a pickled :class:`Encoder` (weights, preprocessing and tokenizer exactly as loaded
+    here, by whatever loader), in a temporary folder beside the run folder.
+    """
+    if processes < 1 or cfg.batch_size % processes:
+        raise CAEError(f"batch_size={cfg.batch_size} does not split evenly over {processes} processes")
+    gpus = torch.cuda.device_count() if torch.device(cfg.device).type == "cuda" else processes
+    if processes > gpus:
+        raise CAEError(f"{processes} processes need {processes} GPUs (one each); this machine has {gpus}")
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=folder.parent, prefix=".launch-") as tmp:
+        tmp = Path(tmp)
+        torch.save(base, tmp / "base.pt")
+        job = {"config": cfg.to_dict(), "base_file": str(tmp / "base.pt"), "folder": str(folder), "progress": False}
+        (tmp / "job.json").write_text(json.dumps(job))
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
+               "-m", DISTRIBUTED_MODULE, str(tmp / "job.json")]
+        env = {**os.environ, "OMP_NUM_THREADS": str(cfg.threads)}
+        with open(tmp / "log.txt", "wb") as out:
+            rc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, env=env).returncode
+        if rc != 0 or not is_complete(folder, DONE):
+            tail = (tmp / "log.txt").read_text(errors="replace")[-4000:]
+            raise CAEError(f"data-parallel fine-tuning ({processes} processes) failed with exit code {rc}; the end "
+                           f"of its log:\n{tail}")
+
+
+def finetune(cfg: FinetuneConfig, progress: bool = True, loader: Loader = load_model,
+             processes: int | None = None) -> FinetunedModel:
+    """Fine-tune ``cfg.base`` (loaded by ``loader``) as ``cfg`` says, or return the cached run.
+
+    The schedule is checked first (:func:`check_schedule`). ``processes``: data-parallel processes (None:
+    :func:`default_processes`, one per GPU); more than one runs the same loop under torchrun (:func:`launch`)
+    and gives the same weights up to float rounding, so it is no part of the cache key.
+    """
+    check_schedule(cfg)
+    processes = processes or default_processes(cfg)
+    base = loader(cfg.base, device=cfg.device)
+    if not base.has_images or not hasattr(base, "model"):
+        raise CAEError(f"base model {cfg.base!r} is not an open_clip CLIP; CAE fine-tunes image-text models")
+
+    def make(folder: Path) -> None:
+        if processes > 1:
+            launch(cfg, base, folder, processes)
+        else:
+            save_run(folder, cfg, base, *train(cfg, base, progress=progress))
+
+    return cached_folder(run_folder(cfg, base.identity), DONE, load_finetuned, make)

@@ -27,15 +27,26 @@ def role_means(scores: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, 
     return (scores * m).sum(dim=1) / count.clamp_min(1.0), count > 0
 
 
+def scored_captions(objects: torch.Tensor, composition: torch.Tensor) -> torch.Tensor:
+    """How many captions the hinge averages over: those with an object token and a composition token."""
+    return (objects.bool().any(dim=1) & composition.bool().any(dim=1)).sum()
+
+
 def attribution_loss(scores: torch.Tensor, objects: torch.Tensor, composition: torch.Tensor,
-                     margin: float = 0.0) -> torch.Tensor:
-    """Eq. 5 averaged over the captions that have both object and composition tokens (0 if none has)."""
+                     margin: float = 0.0, total: torch.Tensor | int | None = None) -> torch.Tensor:
+    """Eq. 5 averaged over the captions that have both object and composition tokens (0 if none has).
+
+    ``total``: divide the hinges' sum by this count instead of taking their mean. A data-parallel process
+    passes the :func:`scored_captions` of the whole global batch, so the processes' shares add up to the
+    global batch's mean even when their slices hold different numbers of scored captions.
+    """
     a_obj, has_obj = role_means(scores, objects)
     a_comp, has_comp = role_means(scores, composition)
     keep = has_obj & has_comp
     if not bool(keep.any()):
         return scores.sum() * 0.0  # keeps the graph (and the device) without contributing
-    return torch.clamp(a_obj[keep] - a_comp[keep] + margin, min=0.0).mean()
+    hinge = torch.clamp(a_obj[keep] - a_comp[keep] + margin, min=0.0)
+    return hinge.mean() if total is None else hinge.sum() / total
 
 
 def itc_loss(image_features: torch.Tensor, text_features: torch.Tensor, logit_scale: torch.Tensor,

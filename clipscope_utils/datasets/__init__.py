@@ -10,9 +10,12 @@ from .coco import load_coco
 from .domainnet import load_domainnet, merge_references
 from .export import rephrasings, to_coco, to_domainnet, to_release, to_rephrase_file
 from .official import load_official
+from .karpathy import KarpathySplit, load_karpathy, to_karpathy
+from .visual_genome import load_vocabularies, to_vg_dicts
 
 __all__ = [
-    "DatasetError", "SceneSet", "SceneSpec", "generate", "generate_cached",
+    "DatasetError", "KarpathySplit", "SceneSet", "SceneSpec", "generate", "generate_cached",
+    "load_karpathy", "load_vocabularies", "to_karpathy", "to_vg_dicts",
     "load_coco", "load_domainnet", "load_official", "merge_references",
     "rephrasings", "to_coco", "to_domainnet", "to_release", "to_rephrase_file",
 ]

@@ -37,7 +37,6 @@ Rules chosen here:
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import warnings
@@ -49,7 +48,7 @@ import numpy as np
 import pandas as pd
 
 from ..paths import data_file
-from .tables import CAPTION_COLUMNS, IMAGE_COLUMNS, OBJECT_COLUMNS, DatasetError, SceneSet
+from .tables import CAPTION_COLUMNS, IMAGE_COLUMNS, OBJECT_COLUMNS, DatasetError, SceneSet, read_json
 
 SYNONYMS_FILE = data_file("coco_synonyms.json")
 TEMPLATE = "coco"
@@ -120,10 +119,7 @@ def coco_files(root: str | Path | None, split: str, captions_file: str | Path | 
 
 def read_annotations(path: Path, kind: str) -> dict:
     """Parse a COCO JSON file and check that every needed key is there, naming the file and key if not."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise DatasetError(f"{path} is not valid JSON ({e})") from None
+    data = read_json(path)
     required = REQUIRED[kind]
     if not isinstance(data, dict):
         raise DatasetError(f"{path}: expected a JSON object with the keys {sorted(required)}")
@@ -145,12 +141,7 @@ def load_synonyms(synonyms: Mapping[str, list[str]] | str | Path | None = None) 
     """The synonym table: a mapping, a JSON file, or None for ``data/coco_synonyms.json`` (``_`` keys are comments)."""
     if synonyms is None or isinstance(synonyms, (str, Path)):
         path = Path(synonyms) if synonyms is not None else SYNONYMS_FILE
-        if not path.is_file():
-            raise DatasetError(f"synonym file {path} is missing (pass synonyms={{}} to match category names only)")
-        try:
-            synonyms = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise DatasetError(f"synonym file {path} is not valid JSON ({e})") from None
+        synonyms = read_json(path, "synonym file", " (pass synonyms={} to match category names only)")
     if not isinstance(synonyms, Mapping):
         raise DatasetError("synonyms must map a category name to a list of words")
     table = {k: v for k, v in synonyms.items() if not str(k).startswith("_")}

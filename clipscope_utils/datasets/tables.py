@@ -136,6 +136,18 @@ class SceneSet:
         return cls(root=folder, classes=classes, images=images, objects=objects, captions=captions, meta=meta)
 
 
+def read_json(path: Path, what: str = "", missing_hint: str = ""):
+    """The parsed JSON file at ``path``; a DatasetError naming it (``what``, then the path) when it is missing
+    (``missing_hint`` appended) or is not valid UTF-8 JSON."""
+    name = f"{what} {path}" if what else str(path)
+    if not path.is_file():
+        raise DatasetError(f"{name} is missing{missing_hint}")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DatasetError(f"{name} is not valid JSON ({e})") from None
+
+
 def open_image(path: Path, mode: str = "RGB") -> Image.Image:
     """Open and fully decode an image, turning any decoding failure into a DatasetError."""
     try:

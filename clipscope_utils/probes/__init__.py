@@ -5,6 +5,7 @@
 ``classification`` TOC / IOC: linear probes per position on frozen embeddings.
 ``matching``       image–text matching, the two scenarios of paper A section 5.1 (Table 6).
 ``sentences``      caption sets built for a probe (Claim 1's size-category sentences).
+``recall``         zero-shot image–text retrieval recall@k (paper B, Table 3).
 
 Keeping models out makes every metric checkable on constructed embeddings with known answers.
 """

@@ -11,6 +11,7 @@ standard deviations over five seeds.
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 import functools
 import json
 import textwrap
@@ -31,18 +32,28 @@ from ..cae import finetune as ft
 from ..cae.attribution import attribution
 from ..cae.finetune import METHODS, FinetuneConfig, FinetunedModel, finetune, load_finetuned
 from ..cae.loss import role_means
+from ..cae.pairs import coco_pairs
 from ..cae.roles import RoledCaption, token_roles
 from ..compositional import benchmarks as bm
 from ..compositional.benchmarks import evaluate, paper_b_summary, published_b
-from ..compositional.items import PairItem
+from ..compositional.comvg import load_comvg
+from ..compositional.items import ImageChoiceItem, PairItem
+from ..compositional.svo_probes import load_svo_probes
+from ..compositional.vl_checklist import load_vl_checklist
 from ..compositional.scenes import concept_candidates, generate_compositions
+from ..datasets.karpathy import KarpathySplit, load_karpathy
+from ..measure import retrieval_hits
 from ..parallel import in_parallel
 from ..paths import is_complete
+from ..probes.recall import recall_table
 from ..probes.report import fmt
-from ..stats import bootstrap_ci
+from ..stats import bootstrap_ci, t_interval
 from ..zoo import ModelZoo
 
 ATTRIBUTION_METHODS = tuple(m for m in METHODS if m != "none")
+#: the roles whose mean attribution is reported: paper B pools attributes and relations as "composition" (what
+#: its loss pulls level with the objects) and its Figure 1b / 7 show them apart
+ATTRIBUTION_ROLES = ("object", "attribute", "relation", "composition")
 
 
 def grid(methods, hard_negatives, seeds, lambdas: dict[str, float], **knobs) -> list[FinetuneConfig]:
@@ -64,20 +75,67 @@ def run_folder(cfg: FinetuneConfig, zoo: ModelZoo | None = None) -> Path:
     return ft.run_folder(cfg, json.loads(_base_identity(zoo or ModelZoo(), cfg.base, cfg.device)))
 
 
-def _finetune_quiet(cfg: FinetuneConfig, zoo: ModelZoo) -> str:
-    return str(finetune(cfg, progress=False, loader=zoo.load).folder)
+def _finetune_quiet(cfg: FinetuneConfig, zoo: ModelZoo, processes: int | None = None) -> str:
+    return str(finetune(cfg, progress=False, loader=zoo.load, processes=processes).folder)
 
 
 def finetune_many(configs: list[FinetuneConfig], zoo: ModelZoo | None = None, workers: int = 2,
-                  progress: bool = False) -> list[FinetunedModel]:
+                  progress: bool = False, processes: int = 0) -> list[FinetunedModel]:
     """Fine-tune every config (cached runs return at once), ``workers`` single-thread runs in parallel; the
-    base is trained first if it is a self-trained CLIP not yet cached (``zoo``: the chapter's model zoo)."""
+    base is trained first if it is a self-trained CLIP not yet cached (``zoo``: the chapter's model zoo).
+    ``processes`` > 1 splits each run over that many data-parallel processes (torchrun), one run at a time;
+    0 = one per GPU when several are present."""
     zoo = zoo or ModelZoo()
+    for c in configs:  # every schedule before any work: a warm-up as long as training is refused here
+        ft.check_schedule(c)
     zoo.train_missing([c.base for c in configs], workers=workers, progress=progress)
     todo = [c for c in configs if not is_complete(run_folder(c, zoo), ft.DONE)]
-    in_parallel(functools.partial(_finetune_quiet, zoo=zoo), todo, workers, desc="fine-tuning runs",
-                progress=progress)
+    split = processes > 1 or (processes == 0 and any(ft.default_processes(c) > 1 for c in todo))
+    in_parallel(functools.partial(_finetune_quiet, zoo=zoo, processes=processes or None), todo,
+                1 if split else workers, desc="fine-tuning runs", progress=progress)
     return [load_finetuned(run_folder(c, zoo)) for c in configs]
+
+
+def ablation_grid(configs: list[FinetuneConfig], method: str) -> list[FinetuneConfig]:
+    """Paper B's Table 5 third arm: the attribution loss of ``method`` alone (no contrastive loss), for every seed
+    of the grid's run of that method without hard negatives (ITC alone is CLIP-FT, both is CLIP-CAE)."""
+    arms = [c.replace(itc=False) for c in configs if c.method == method and not c.hard_negatives]
+    if not arms:
+        raise CAEError(f"the loss ablation needs a {method!r} run without hard negatives in the grid (methods, "
+                       "hard_negatives)")
+    return arms
+
+
+def parse_sweep(sweep_lambda) -> list[tuple[str, float]]:
+    """``["attention:30", ...]`` -> ``[("attention", 30.0), ...]`` (paper B Table 8's rows), checked."""
+    out = []
+    for item in sweep_lambda:
+        method, _, value = str(item).partition(":")
+        try:
+            lam = float(value)
+        except ValueError:
+            lam = float("nan")
+        if method not in ATTRIBUTION_METHODS or not lam > 0:
+            raise CAEError(f"sweep_lambda item {item!r}: write <method>:<lambda>, method one of "
+                           f"{list(ATTRIBUTION_METHODS)}, lambda > 0 (e.g. 'attention:30')")
+        out.append((method, lam))
+    return out
+
+
+def sweep_grid(template: FinetuneConfig, sweep_lr, sweep_lambda) -> list[FinetuneConfig]:
+    """Paper B's Table 8 as a grid: CLIP-FT at every learning rate of ``sweep_lr``, and every ``method:lambda`` of
+    ``sweep_lambda`` at the template's learning rate (one seed, the template's, as the appendix reports)."""
+    t = template.replace(hard_negatives=False, itc=True)
+    return ([t.replace(method="none", lam=0.0, lr=float(lr)) for lr in sweep_lr]
+            + [t.replace(method=m, lam=lam) for m, lam in parse_sweep(sweep_lambda)])
+
+
+def sweep_models(runs: list[FinetunedModel]) -> pd.DataFrame:
+    """The sweep's runs to evaluate, each labelled by its variant, learning rate and loss weight."""
+    return pd.DataFrame([{"variant": f"{r.config.variant}, lr={r.config.lr:g}"
+                          + (f", λ={r.config.lam:g}" if r.config.method != "none" else ""),
+                          "seed": r.config.seed, "model": r.model_name, "lr": r.config.lr, "lam": r.config.lam,
+                          "method": r.config.method} for r in runs])
 
 
 def models_of(base: str, runs: list[FinetunedModel]) -> pd.DataFrame:
@@ -127,6 +185,36 @@ def results_table(frame: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> pd.
     return pd.DataFrame(rows)
 
 
+def seed_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Paper B's own measure (its Table 7): per variant, benchmark and score, the mean and standard deviation of
+    the per-seed accuracies and a Student-t 95 % interval over seeds (n = seeds), beside our pooled bootstrap."""
+    rows = []
+    for col in score_columns(frame):
+        sub = frame[frame[col].notna() & (frame.variant != "pretrained")]
+        for (variant, bench), g in sub.groupby(["variant", "benchmark"], sort=False):
+            per_seed = g.groupby("seed")[col].mean().astype(float).to_numpy()
+            lo, hi = t_interval(per_seed)
+            rows.append({"variant": variant, "benchmark": bench, "score": col, "seeds": len(per_seed),
+                         "mean": float(per_seed.mean()),
+                         "sd": float(per_seed.std(ddof=1)) if len(per_seed) > 1 else np.nan,
+                         "t_low": lo, "t_high": hi})
+    return pd.DataFrame(rows, columns=["variant", "benchmark", "score", "seeds", "mean", "sd", "t_low", "t_high"])
+
+
+def seed_wide(table: pd.DataFrame) -> pd.DataFrame:
+    """:func:`seed_table` for reading: variants as rows, (benchmark, score) as columns, cells 'mean ± sd [t interval]
+    (seeds)' in percent, as paper B's Table 7 writes them."""
+    def cell(r) -> str:
+        sd = f" ± {100 * r.sd:.1f}" if np.isfinite(r.sd) else ""
+        ci = f" [{100 * r.t_low:.1f}, {100 * r.t_high:.1f}]" if np.isfinite(r.t_low) else ""
+        return f"{100 * r.mean:.1f}{sd}{ci} ({r.seeds})"
+
+    t = table.assign(cell=[cell(r) for r in table.itertuples()],
+                     column=[b if sc == "correct" else f"{b} ({sc})" for b, sc in zip(table.benchmark, table.score)])
+    order = list(dict.fromkeys(table.variant))
+    return t.pivot_table(index="variant", columns="column", values="cell", aggfunc="first").reindex(order)
+
+
 def paired_gain(frame: pd.DataFrame, baseline: str = "CLIP-FT", n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
     """Each variant minus ``baseline`` on the same items and seeds (a paired bootstrap over items)."""
     rows = []
@@ -174,7 +262,8 @@ def attribution_frame(model_name: str, methods, captions, images: list, device: 
                                                    enc.tokenizer, n_perturb, seed=seed + start)
                 extra.update(replacements=[[r.to(enc.device) for r in row] for row in reps], positions=pos)
             scores = attribution(method, model, img, tokens, **extra).detach().float().cpu()
-            for role, mask in (("object", roles.objects[sl]), ("composition", roles.composition[sl])):
+            for role in ATTRIBUTION_ROLES:
+                mask = roles.mask(role)[sl]
                 mean, has = role_means(scores, mask)
                 for k in np.flatnonzero(has.numpy()):
                     rows.append({"caption": start + int(k), "method": method, "role": role, "score": float(mean[k])})
@@ -183,16 +272,23 @@ def attribution_frame(model_name: str, methods, captions, images: list, device: 
 
 def attribution_summary(frame: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
     """Per model and method: mean object and composition attribution, their ratio, and the share of captions
-    whose composition tokens get less than their object tokens (what the hinge penalises), with intervals."""
+    whose composition tokens get less than their object tokens (what the hinge penalises), with intervals; and
+    the attribute and relation tokens apart (``attribute_ratio``, ``relation_ratio``: their mean over the
+    captions that have them, divided by the same captions' object mean), as paper B's Figure 1b shows them."""
+    def ratio(wide: pd.DataFrame, role: str) -> float:
+        both = wide[["object", role]].dropna() if role in wide else wide.iloc[:0]
+        obj = both["object"].mean()
+        return float(both[role].mean() / obj) if len(both) and obj != 0 else float("nan")
+
     rows = []
     for key, g in frame.groupby(["model", "method"], sort=False):
-        wide = g.pivot_table(index="caption", columns="role", values="score").dropna()
-        below = (wide["composition"] < wide["object"]).astype(float).to_numpy()
+        wide = g.pivot_table(index="caption", columns="role", values="score")
+        pair = wide[["object", "composition"]].dropna()
+        below = (pair["composition"] < pair["object"]).astype(float).to_numpy()
         lo, hi = bootstrap_ci(below, n_boot=n_boot, seed=seed)
-        rows.append({"model": key[0], "method": key[1], "n": len(wide), "object": wide["object"].mean(),
-                     "composition": wide["composition"].mean(),
-                     "ratio": (wide["composition"].mean() / wide["object"].mean()
-                               if wide["object"].mean() != 0 else float("nan")),  # no object attribution: no ratio
+        rows.append({"model": key[0], "method": key[1], "n": len(pair), "object": pair["object"].mean(),
+                     "composition": pair["composition"].mean(), "ratio": ratio(wide, "composition"),
+                     "attribute_ratio": ratio(wide, "attribute"), "relation_ratio": ratio(wide, "relation"),
                      "share_comp_below_obj": below.mean(), "ci_low": lo, "ci_high": hi})
     return pd.DataFrame(rows)
 
@@ -210,6 +306,8 @@ def paper_b_model(variant: str) -> tuple[int, str]:
         return 1, "CLIP"
     if name == "CLIP-FT":
         return (2, "CLIP-FT with HN") if hn else (1, "CLIP-FT")
+    if name.startswith("CAE attribution loss only"):  # Table 5 reports it only as benchmark averages
+        return 5, "CAE attribution loss only"
     method = name.removeprefix("CLIP-CAE (").removesuffix(")")
     return (2 if hn else 1), f"CLIP-CAE ({PAPER_B_METHOD[method]})"
 
@@ -255,16 +353,23 @@ def attribution_commentary(summary: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def paper_b_beside(frame: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+def paper_b_beside(frame: pd.DataFrame, n_boot: int = 1000, seed: int = 0,
+                   categories: pd.DataFrame | None = None) -> pd.DataFrame:
     """Paper B's table columns measured on published benchmarks, per variant (seeds pooled), with the
-    paper's number for the same model row where it exists (as a fraction)."""
+    paper's number for the same model row only beside the measure that produced it (ARO: the authors' macro
+    over categories, given ARO's ``categories``; the item-level row stays, labelled, without a paper value)."""
     rows = []
     for variant, g in frame.groupby("variant", sort=False):
-        s = paper_b_summary(g, n_boot=n_boot, seed=seed)
+        # choice items and Winoground's pairs carry different score columns: summarise each kind on its own rows
+        kinds = [k for k in (g[g["correct"].notna()] if "correct" in g else g.iloc[:0],
+                             g[g["group"].notna()].dropna(axis=1, how="all") if "group" in g else g.iloc[:0]) if len(k)]
+        s = pd.concat([paper_b_summary(k.dropna(axis=1, how="all"), n_boot=n_boot, seed=seed, categories=categories)
+                       for k in kinds], ignore_index=True)
         table, model = paper_b_model(variant)
         pub = published_b(table=table)
         pub = pub[pub.model == model].set_index(["benchmark", "column"])["value"] / 100
         s["paper"] = [pub.get((b, c), np.nan) for b, c in zip(s.benchmark, s.column)]
+        s["paper"] = s["paper"].where(s.paper_measure)
         rows.append(s.assign(variant=variant, paper_row=f"Table {table}: {model}"))
     return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
 
@@ -293,45 +398,220 @@ def timing_table(runs: list[FinetunedModel]) -> pd.DataFrame:
     return t.reset_index()
 
 
-def held_out_captions(cfg: FinetuneConfig, n_captions: int):
-    """Unseen captions (and their images) of the run's generator for the attribution distributions: the same
-    spec with ``n_captions`` scenes and another seed."""
+@dataclass(frozen=True)
+class HeldOut:
+    """Captions with role spans and their images, unseen in fine-tuning, for the attribution distributions; and
+    the concepts the perturbation method may swap in."""
+
+    captions: list
+    paths: list
+    candidates: dict
+    source: str  # what a reader is told the captions are
+
+
+def held_out_captions(cfg: FinetuneConfig, n_captions: int, coco_split: str = "val2017",
+                      vocabulary: dict | None = None) -> HeldOut:
+    """Unseen captions of the run's own kind: with ``cfg.coco_root``, COCO captions of ``coco_split`` (the
+    split paper B does not train on) tagged by the scene-graph parser; otherwise the run's generator with another
+    seed. ``vocabulary`` (role -> concepts, e.g. Visual Genome's) replaces the data's own candidates."""
+    if cfg.coco_root:
+        if coco_split == cfg.coco_split:
+            raise CAEError(f"the attribution captions must be unseen: coco_split {coco_split!r} is the fine-tuning "
+                           "split too; use val2017 (paper B trains on train2017)")
+        pairs = coco_pairs(cfg.coco_root, coco_split, n_captions, seed=cfg.data_seed)
+        captions = [RoledCaption(t, s) for t, s in zip(pairs.texts, pairs.spans)]
+        return HeldOut(captions, list(pairs.paths), vocabulary or pairs.candidates,
+                       f"{len(captions)} COCO {coco_split} captions (scene-graph parser roles)")
     spec = cfg.composition_spec()
     held_out = generate_compositions(dataclasses.replace(spec, images=n_captions, seed=spec.seed + 10_000),
                                      progress=False)
-    return [RoledCaption(t, s) for t, s in zip(held_out.captions, held_out.spans)], held_out.paths
+    captions = [RoledCaption(t, s) for t, s in zip(held_out.captions, held_out.spans)]
+    return HeldOut(captions, list(held_out.paths), vocabulary or concept_candidates(spec),
+                   f"{len(captions)} held-out generated captions")
 
 
-def attributions_before_after(base: str, runs: list[FinetunedModel], cfg: FinetuneConfig, n_captions: int,
-                              zoo: ModelZoo, seed_of_runs: int, device: str = "auto", n_perturb: int = 4,
-                              temperature: float = 1.0, seed: int = 0) -> pd.DataFrame:
-    """Per-caption object and composition attributions of every method, for the base ("pretrained") and the
-    runs of one seed without hard negatives, on held-out captions."""
-    captions, paths = held_out_captions(cfg, n_captions)
+def attributions_before_after(base: str, runs: list[FinetunedModel], held_out: HeldOut, zoo: ModelZoo,
+                              seed_of_runs: int, device: str = "auto", n_perturb: int = 4, temperature: float = 1.0,
+                              seed: int = 0, base_frame: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Per-caption object, attribute, relation and composition attributions of every method, for the base
+    ("pretrained"; ``base_frame`` when already computed for the premise) and the runs of one seed without hard
+    negatives, on held-out captions."""
     chosen = [r for r in runs if r.config.seed == seed_of_runs and not r.config.hard_negatives]
-    models = [("pretrained", base)] + [(r.config.variant, r.model_name) for r in chosen]
-    candidates = concept_candidates(cfg.composition_spec())
-    return pd.concat([attribution_frame(name, ATTRIBUTION_METHODS, captions, paths, device=device,
-                                        n_perturb=n_perturb, candidates=candidates, temperature=temperature,
-                                        seed=seed, zoo=zoo).assign(model=label)
-                      for label, name in models], ignore_index=True)
+    models = ([] if base_frame is not None else [("pretrained", base)]) + [(r.config.variant, r.model_name)
+                                                                           for r in chosen]
+    frames = [attribution_frame(name, ATTRIBUTION_METHODS, held_out.captions, held_out.paths, device=device,
+                                n_perturb=n_perturb, candidates=held_out.candidates, temperature=temperature,
+                                seed=seed, zoo=zoo).assign(model=label) for label, name in models]
+    return pd.concat(([base_frame] if base_frame is not None else []) + frames, ignore_index=True)
+
+
+def premise_table(summary: pd.DataFrame, model: str = "pretrained") -> pd.DataFrame:
+    """Paper B's premise on one model, per method: attribute, relation and composition tokens' mean attribution
+    relative to the object tokens' (below 1: objects ahead), and the share of captions the hinge penalises."""
+    def ratio(v: float) -> str:  # a near-zero object mean makes a ratio meaningless beyond two digits
+        return "–" if not np.isfinite(v) else f"{v:.2f}" if abs(v) < 100 else (">100" if v > 0 else "<-100")
+
+    t = summary[summary.model == model]
+    return pd.DataFrame({"method": t.method, "captions": t.n, "attribute / object": t.attribute_ratio.map(ratio),
+                         "relation / object": t.relation_ratio.map(ratio), "composition / object": t.ratio.map(ratio),
+                         "composition below object": [fmt(v, lo, hi) for v, lo, hi in
+                                                      zip(t.share_comp_below_obj, t.ci_low, t.ci_high)]}
+                        ).reset_index(drop=True)
+
+
+def premise_note(summary: pd.DataFrame, source: str, model: str = "pretrained") -> str:
+    """Does the premise hold on this base, method by method (the share of captions whose composition tokens get
+    less than their object tokens, against an even 0.5), and which role lags: what CAE can act on here."""
+    t = summary[summary.model == model]
+    held = [r.method for r in t.itertuples() if r.ci_low > 0.5]
+    against = [r.method for r in t.itertuples() if r.ci_high < 0.5]
+    rel = [r.method for r in t.itertuples() if r.relation_ratio < 1]
+    text = (f"On {source}: composition tokens get less attribution than object tokens in most captions under "
+            f"**{', '.join(held) or 'no method'}** (95 % interval above one half)")
+    text += f"; the reverse under **{', '.join(against)}**." if against else "."
+    text += (f" Relation tokens get less than object tokens under {', '.join(rel)} (relation / object below 1)"
+             if rel else " Relation tokens are not behind object tokens under any method")
+    text += (". CAE's hinge pulls the composition mean up to the object mean, so it has work to do only where the "
+             "premise holds." if held else ". The premise does not hold on this base, so the hinge is mostly "
+             "inactive and CAE cannot be expected to differ from CLIP-FT.")
+    return text
 
 
 # ----------------------------------------------------------------------------------------- the chapter
-def published_benchmarks(aro_root: str = "", sugarcrepe_root: str = "", coco_images: str = "",
-                         winoground_root: str = "", valse_root: str = "", valse_images: str = "") -> dict[str, list]:
+@dataclass(frozen=True)
+class BenchmarkFolders:
+    """Where the user keeps each published benchmark of paper B's Tables 1–2 ('' = not given)."""
+
+    aro_root: str = ""
+    sugarcrepe_root: str = ""
+    coco_images: str = ""  # SugarCrepe's images (COCO val2017)
+    winoground_root: str = ""
+    valse_root: str = ""
+    valse_images: str = ""
+    vl_checklist_root: str = ""
+    vl_checklist_images: str = ""
+    svo_probes_root: str = ""
+    svo_probes_images: str = ""
+    comvg_root: str = ""
+    comvg_images: str = ""
+    skip_missing: bool = False  # SVO-Probes / VL-CheckList / ComVG: drop (and count) rows whose image is absent
+
+
+def published_benchmarks(folders: BenchmarkFolders) -> dict[str, list]:
     """The published benchmarks whose folders are given, read (every image path checked) before any training."""
+    f, skip = folders, folders.skip_missing
     published = {}
-    if aro_root:
-        published["ARO relation"] = bm.load_aro(aro_root, "VG-Relation")
-        published["ARO attribute"] = bm.load_aro(aro_root, "VG-Attribution")
-    if sugarcrepe_root:
-        published["SugarCrepe"] = bm.load_sugarcrepe(sugarcrepe_root, coco_images)
-    if winoground_root:
-        published["Winoground (clean)"] = bm.load_winoground(winoground_root, clean=True)
-    if valse_root:
-        published["VALSE"] = bm.load_valse(valse_root, valse_images)
+    if f.aro_root:
+        published["ARO relation"] = bm.load_aro(f.aro_root, "VG-Relation")
+        published["ARO attribute"] = bm.load_aro(f.aro_root, "VG-Attribution")
+    if f.sugarcrepe_root:
+        published["SugarCrepe"] = bm.load_sugarcrepe(f.sugarcrepe_root, f.coco_images)
+    if f.winoground_root:
+        published["Winoground (clean)"] = bm.load_winoground(f.winoground_root, clean=True)
+    if f.valse_root:
+        published["VALSE"] = bm.load_valse(f.valse_root, f.valse_images)
+    if f.vl_checklist_root:
+        published["VL-CheckList"] = load_vl_checklist(f.vl_checklist_root, f.vl_checklist_images, skip_missing=skip)
+    if f.svo_probes_root:
+        published["SVO-Probes"] = load_svo_probes(f.svo_probes_root, f.svo_probes_images, skip_missing=skip)
+    if f.comvg_root:
+        published["ComVG"] = load_comvg(f.comvg_root, f.comvg_images, skip_missing=skip)
     return published
+
+
+def aro_categories(folders: BenchmarkFolders) -> pd.DataFrame | None:
+    """ARO's relation / attribute-pair of every record, for the authors' macro average (None without ARO)."""
+    if not folders.aro_root:
+        return None
+    return pd.concat([bm.aro_categories(folders.aro_root, s) for s in bm.ARO_SUBSETS], ignore_index=True)
+
+
+def dropped_note(published: dict[str, list]) -> str:
+    """What a loader left out (skip_missing, negatives of no single type), so no row is dropped silently."""
+    parts = [f"{name}: " + ", ".join(f"{n} {why}" for why, n in items.dropped.items())
+             for name, items in published.items() if getattr(items, "dropped", None)]
+    return ("Rows left out by the loaders — " + "; ".join(parts) + ".") if parts else "No benchmark row was left out."
+
+
+# ------------------------------------------------------------------------------------ Table 3: retrieval
+TABLE3_ROW = {"pretrained": "CLIP", **{f"CLIP-CAE ({m})": f"CLIP-CAE ({name})" for m, name in PAPER_B_METHOD.items()}}
+
+
+def retrieval_sets(coco_karpathy: str = "", coco_karpathy_images: str = "", flickr_karpathy: str = "",
+                   flickr_karpathy_images: str = "", max_images: int = 0) -> dict[str, KarpathySplit]:
+    """Paper B's Table 3 test sets from their Karpathy split files (COCO 5k, Flickr30k 1k), checked up front;
+    ``max_images`` keeps the first images of each (0 = all)."""
+    sets = {}
+    for name, file, images in (("MSCOCO", coco_karpathy, coco_karpathy_images),
+                               ("Flickr30K", flickr_karpathy, flickr_karpathy_images)):
+        if file:
+            sets[name] = load_karpathy(file, images or None, "test", max_images or None)
+    return sets
+
+
+def generated_retrieval_set(cfg: FinetuneConfig, n_images: int) -> KarpathySplit:
+    """An own-measure stand-in for Table 3 offline: held-out generated scenes, one caption each, as a test split
+    (captions repeat across scenes here, so recall@1 is bounded well below 1 even for a perfect model)."""
+    spec = cfg.composition_spec()
+    held = generate_compositions(dataclasses.replace(spec, images=n_images, seed=spec.seed + 20_000), progress=False)
+    return KarpathySplit(json_file=Path("generated"), images_root=Path(held.paths[0]).parent, split="test",
+                         dataset="generated", image_paths=[Path(p) for p in held.paths],
+                         image_ids=[str(i) for i in range(len(held.paths))], captions=list(held.captions),
+                         text_image=np.arange(len(held.paths), dtype=np.int64))
+
+
+def retrieval_frame(models: pd.DataFrame, sets: dict[str, KarpathySplit], ks=(1, 5, 10), device: str = "auto",
+                    zoo: ModelZoo | None = None) -> pd.DataFrame:
+    """Per-query retrieval hits of every model on every test set (variant, seed, dataset, direction, query, k)."""
+    zoo = zoo or ModelZoo()
+    frames = [retrieval_hits(zoo.load(row.model, device=device), ds, ks).assign(variant=row.variant, seed=row.seed,
+                                                                                dataset=name)
+              for row in models.itertuples(index=False) for name, ds in sets.items()]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def retrieval_wide(table: pd.DataFrame) -> pd.DataFrame:
+    """:func:`retrieval_table` for reading: variants as rows, (test set, direction, R@k) as columns, cells
+    'recall [95 % CI] (n)' with paper B's value after a bar where it has one."""
+    def cell(r) -> str:
+        paper = f" | paper {r.paper:.2f}" if np.isfinite(r.paper) else ""
+        return f"{fmt(r.recall, r.ci_low, r.ci_high)} ({r.n}){paper}"
+
+    t = table.assign(cell=[cell(r) for r in table.itertuples()],
+                     column=[f"{d} {direction} R@{k}" for d, direction, k in zip(table.dataset, table.direction,
+                                                                                 table.k)])
+    order = list(dict.fromkeys(["pretrained", *table.variant]))
+    wide = t.pivot_table(index="variant", columns="column", values="cell", aggfunc="first")
+    return wide.reindex([v for v in order if v in wide.index])
+
+
+def retrieval_gain(hits: pd.DataFrame, baseline: str = "pretrained", n_boot: int = 1000, seed: int = 0
+                   ) -> pd.DataFrame:
+    """Each fine-tuned variant's recall minus ``baseline``'s on the same queries (each seed's run against the one
+    baseline model), per test set, direction and k, with a paired bootstrap 95 % interval."""
+    if hits.empty:
+        return pd.DataFrame(columns=["variant", "dataset", "direction", "k", "n", "gain", "ci_low", "ci_high"])
+    keys = ["dataset", "direction", "k", "query"]
+    base = hits[hits.variant == baseline].set_index(keys).hit.astype(float).rename("b")
+    rows = []
+    for (variant, dataset, direction, k), g in hits[hits.variant != baseline].groupby(
+            ["variant", "dataset", "direction", "k"], sort=False):
+        d = (g.hit.astype(float).to_numpy() - base.reindex(pd.MultiIndex.from_frame(g[keys])).to_numpy())
+        d = d[~np.isnan(d)]
+        lo, hi = bootstrap_ci(d, n_boot=n_boot, seed=seed)
+        rows.append({"variant": variant, "dataset": dataset, "direction": direction, "k": int(k), "n": len(d),
+                     "gain": float(d.mean()) if len(d) else np.nan, "ci_low": lo, "ci_high": hi})
+    return pd.DataFrame(rows)
+
+
+def retrieval_table(hits: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """Recall@k per variant, test set, direction and k (seeds pooled: n counts query and seed pairs) with its 95 %
+    interval, and paper B's Table 3 value for the same model row, set and column where there is one."""
+    table = recall_table(hits, by=["variant", "dataset"], n_boot=n_boot, seed=seed)
+    pub = published_b(table=3).set_index(["model", "benchmark", "column"]).fraction
+    table["paper"] = [pub.get((TABLE3_ROW.get(v, ""), d, f"{direction} R@{k}"), np.nan)
+                      for v, d, direction, k in zip(table.variant, table.dataset, table.direction, table.k)]
+    return table
 
 
 def plot_curves(runs: list[FinetunedModel]):
@@ -479,6 +759,9 @@ def plot_examples(bench: dict[str, list], width: float = 7.2):
         item = items[0]
         if isinstance(item, PairItem):
             panels += [(f"{subset}, image {i + 1}", p, f"✓ {c}") for i, (p, c) in enumerate(zip(item.images, item.captions))]
+        elif isinstance(item, ImageChoiceItem):  # one caption, its image (✓) and a wrong one (✗)
+            panels += [(f"{subset}, ✓ image", item.true_image, item.text),
+                       (f"{subset}, ✗ image", item.false_images[0], item.text)]
         else:
             panels.append((subset, item.image, f"✓ {item.true}\n✗ {item.false[0]}"))
     rows, cols = figures.grid_shape(len(panels))

@@ -316,3 +316,38 @@ def cae_gain(gains: pd.DataFrame, data: str, benchmark: str = "relation", primar
                     "CLIP-FT, paired", float(r.gain), float(r.ci_low), float(r.ci_high), int(r.n), str(r.variant), data,
                     verdict_above(r.ci_low, r.ci_high, 0.0), "", r.variant == primary)
             for r in rows.itertuples()]
+
+
+def cae_ablation(gains: pd.DataFrame, data: str, benchmark: str = "relation") -> list[Finding]:
+    """Table 5: the attribution loss alone against CLIP-FT (ITC alone) on the same relation items (paired); the paper
+    finds it below (its average over five benchmarks, 65.6 vs 68.4)."""
+    t5 = published_b(table=5)
+    avg = t5[t5.benchmark == "Average"].set_index("model").fraction
+    pv = (f"{avg['CAE attribution loss only'] - avg['CLIP-FT']:+.3f} (Table 5 average: attribution loss alone "
+          f"{avg['CAE attribution loss only']:.3f} vs ITC alone {avg['CLIP-FT']:.3f})")
+    rows = gains[(gains.benchmark == benchmark) & (gains.score == "correct")
+                 & gains.variant.str.startswith("CAE attribution loss only")] if len(gains) else gains
+    return [Finding("B-ABL", pv, f"accuracy on the synthetic {benchmark} items, attribution loss alone minus CLIP-FT, "
+                    "paired", float(r.gain), float(r.ci_low), float(r.ci_high), int(r.n), str(r.variant), data,
+                    # the paper's sign is negative: an interval wholly below 0 reproduces it
+                    {"reversed": "reproduced", "reproduced": "reversed"}.get(
+                        verdict_above(r.ci_low, r.ci_high, 0.0), "not shown"), "")
+            for r in rows.itertuples()]
+
+
+def cae_retrieval(gains: pd.DataFrame, data: str, own_measure: bool, primary: str = "CLIP-CAE (attention)"
+                  ) -> list[Finding]:
+    """Table 3: text-to-image recall@1 of each CAE variant minus the pretrained model's, on the same queries; the
+    paper's row is MSCOCO (CAE attention-based 38.3 vs CLIP 30.2)."""
+    t3 = published_b(table=3)
+    cell = t3[(t3.benchmark == "MSCOCO") & (t3.column == "text->image R@1")].set_index("model").fraction
+    pv = (f"{cell['CLIP-CAE (Attention-Based)'] - cell['CLIP']:+.3f} (MSCOCO 5k text->image R@1: CAE attention "
+          f"{cell['CLIP-CAE (Attention-Based)']:.3f} vs CLIP {cell['CLIP']:.3f}, Table 3)")
+    measure = "text->image recall@1, variant minus the pretrained model, paired over queries"
+    if own_measure:
+        measure = "own measure: " + measure + " (generated scenes, not COCO)"
+    rows = gains[(gains.direction == "text->image") & (gains.k == 1)] if len(gains) else gains
+    return [Finding("B-RET", pv if not own_measure else "", measure, float(r.gain), float(r.ci_low),
+                    float(r.ci_high), int(r.n), f"{r.variant} · {r.dataset}", data,
+                    verdict_above(r.ci_low, r.ci_high, 0.0), "", r.variant == primary)
+            for r in rows.itertuples()]
