@@ -24,7 +24,8 @@ from ..device import pick_device
 from ..models.base import ModelError
 from ..models.registry import resolve
 from ..paths import content_id
-from ..studies import cure
+from ..cae.finetune import check_schedule
+from ..studies import cae, cure
 from ..studies import pretraining as pt
 from ..studies.probes import rephrasings_from
 from ..training import TrainingError
@@ -164,6 +165,10 @@ def check_notebook(notebook: str, params: dict[str, Any], schema: dict) -> Chapt
                 split = load_karpathy(value, params.get(f"{param}_images") or None, "test")
                 out.inputs.append(f"{param}: {split.n_images} test images, {split.n_captions} captions in {value}")
                 out.files[str(Path(value).resolve())] = content_id(value)
+            elif kind == "finetune_schedule":  # every CAE run's knobs and schedule, from the data size
+                configs, ablation, sweep = cae.chapter_configs(params)
+                out.inputs.append(f"{param}: {len(configs) + len(ablation) + len(sweep)} fine-tuning runs of "
+                                  f"{sorted({check_schedule(c) for c in configs})} steps")
             elif kind == "vocabulary" and value:
                 vocab = load_vocabularies(value)
                 out.inputs.append(f"{param}: " + ", ".join(f"{len(v)} {r}s" for r, v in vocab.items()) + f" in {value}")

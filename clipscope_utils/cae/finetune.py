@@ -48,6 +48,7 @@ from open_clip_train.scheduler import cosine_lr
 from PIL import Image
 from tqdm.auto import tqdm
 
+from ..compositional.items import BenchmarkError
 from ..compositional.scenes import CompositionSpec
 from ..datasets.coco import DatasetError, coco_files
 from ..datasets.visual_genome import load_vocabularies
@@ -125,8 +126,15 @@ class FinetuneConfig:
         if self.method != "perturbation":
             object.__setattr__(self, "n_perturb", 4)
         self.validate()
+        if not self.coco_root:  # the generator's canonical class order: one set of classes, one cache key
+            object.__setattr__(self, "classes", self.composition_spec().class_names)
 
     def validate(self) -> None:
+        if not self.coco_root:
+            try:
+                self.composition_spec()
+            except BenchmarkError as e:
+                raise CAEError(f"generated fine-tuning scenes: {e}") from None
         if self.method not in METHODS:
             raise CAEError(f"method must be one of {list(METHODS)} ('none' = CLIP-FT), got {self.method!r}")
         if self.method != "none" and not self.lam > 0:

@@ -17,6 +17,7 @@ import json
 import textwrap
 from functools import lru_cache
 from pathlib import Path
+from typing import Mapping
 
 import numpy as np
 import pandas as pd
@@ -138,6 +139,25 @@ def sweep_models(runs: list[FinetunedModel]) -> pd.DataFrame:
                           "method": r.config.method} for r in runs])
 
 
+def chapter_configs(p: Mapping, device: str = "cpu") -> tuple[list, list, list]:
+    """The chapter's runs from its parameters (notebook parameter names): the grid, the loss ablation's arm and
+    the λ/lr sweep, each config validated; the runner's checks call this too, so a bad knob or a warm-up as long as
+    training fails before the first notebook."""
+    lambdas = {m: p[f"lam_{m}"] for m in ATTRIBUTION_METHODS}
+    configs = grid(p["methods"], p["hard_negatives"], p["seeds"], lambdas, base=p["base"], margin=p["margin"],
+                   lr=p["lr"], weight_decay=p["weight_decay"], warmup=p["warmup"], epochs=p["epochs"],
+                   batch_size=p["batch_size"], scenes=p["n_scenes"], family=p["family"],
+                   relations=tuple(p["relations"]), attributes=tuple(p["attributes"]), classes=tuple(p["classes"]),
+                   negative_kinds=tuple(p["negative_kinds"]), n_perturb=p["n_perturb"],
+                   temperature=p["gradient_temperature"], coco_root=p["coco_root"], coco_split=p["coco_split"],
+                   coco_images=p["coco_train_images"], vocabulary=p["vg_vocabulary"], device=device)
+    ablation = ablation_grid(configs, p["ablation_method"]) if p["ablation_method"] else []
+    sweep = sweep_grid(configs[0], p["sweep_lr"], p["sweep_lambda"])
+    for c in configs + ablation + sweep:
+        ft.check_schedule(c)
+    return configs, ablation, sweep
+
+
 def models_of(base: str, runs: list[FinetunedModel]) -> pd.DataFrame:
     """The models to evaluate: the base ("pretrained") and every run, with variant and seed."""
     rows = [{"variant": "pretrained", "seed": -1, "model": base}]
@@ -220,9 +240,10 @@ def paired_gain(frame: pd.DataFrame, baseline: str = "CLIP-FT", n_boot: int = 10
     rows = []
     for col in score_columns(frame):
         sub = frame[frame[col].notna()]
-        base = sub[sub.variant == baseline].set_index(["benchmark", "seed", "item_id"])[col].astype(float)
+        keys = ["benchmark", "subset", "seed", "item_id"]  # item ids repeat across a benchmark's subsets
+        base = sub[sub.variant == baseline].set_index(keys)[col].astype(float)
         for variant, g in sub[~sub.variant.isin([baseline, "pretrained"])].groupby("variant", sort=False):
-            mine = g.set_index(["benchmark", "seed", "item_id"])[col].astype(float)
+            mine = g.set_index(keys)[col].astype(float)
             joined = pd.concat([mine.rename("v"), base.rename("b")], axis=1, join="inner").reset_index()
             for bench, j in joined.groupby("benchmark", sort=False):
                 d = (j.v - j.b).to_numpy()
