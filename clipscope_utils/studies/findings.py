@@ -340,8 +340,9 @@ def cae_ablation(gains: pd.DataFrame, data: str, benchmark: str = "relation") ->
                  & gains.variant.str.startswith("CAE attribution loss only")] if len(gains) else gains
     return [Finding("B-ABL", pv, f"accuracy on the synthetic {benchmark} items, attribution loss alone minus CLIP-FT, "
                     "paired", float(r.gain), float(r.ci_low), float(r.ci_high), int(r.n), str(r.variant), data,
-                    *_judged(r.ci_low, r.ci_high, 0.0, int(r.n), expected="below"))  # the paper's sign is negative
-            for r in rows.itertuples()]
+                    *_judged(r.ci_low, r.ci_high, 0.0, int(r.n), expected="below"),  # the paper's sign is negative
+                    i == 0)
+            for i, r in enumerate(rows.itertuples())]
 
 
 def cae_retrieval(gains: pd.DataFrame, data: str, own_measure: bool, primary: str = "CLIP-CAE (attention)"
@@ -358,7 +359,8 @@ def cae_retrieval(gains: pd.DataFrame, data: str, own_measure: bool, primary: st
     rows = gains[(gains.direction == "text->image") & (gains.k == 1)] if len(gains) else gains
     return [Finding("B-RET", pv if not own_measure else "", measure, float(r.gain), float(r.ci_low),
                     float(r.ci_high), int(r.n), f"{r.variant} · {r.dataset}", data,
-                    *_judged(r.ci_low, r.ci_high, 0.0, int(r.n)), r.variant == primary)
+                    *_judged(r.ci_low, r.ci_high, 0.0, int(r.n)),
+                    r.variant == primary and r.dataset == rows.dataset.iloc[0])  # one headline row: the first set
             for r in rows.itertuples()]
 
 
