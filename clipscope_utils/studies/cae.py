@@ -91,6 +91,9 @@ def finetune_many(configs: list[FinetuneConfig], zoo: ModelZoo | None = None, wo
         ft.check_schedule(c)
     zoo.train_missing([c.base for c in configs], workers=workers, progress=progress)
     todo = [c for c in configs if not is_complete(run_folder(c, zoo), ft.DONE)]
+    # generated scenes first, here: parallel runs sharing them would each generate and replace the folder
+    for spec in {c.composition_spec().key(): c.composition_spec() for c in todo if not c.coco_root}.values():
+        generate_compositions(spec, progress=False)
     split = processes > 1 or (processes == 0 and any(ft.default_processes(c) > 1 for c in todo))
     in_parallel(functools.partial(_finetune_quiet, zoo=zoo, processes=processes or None), todo,
                 1 if split else workers, desc="fine-tuning runs", progress=progress)

@@ -33,7 +33,8 @@ from ..parallel import in_parallel
 from ..optim import optimizer
 from ..paths import atomic_write, cache_dir, cached_folder, is_complete
 from .config import TrainConfig, TrainingError
-from .data import TrainingData
+from ..datasets import generate_cached
+from .data import TrainingData, scene_spec
 from .throughput import FittedContext, autocast, caption_length
 
 DONE = "done.json"  # written last: the run is complete
@@ -233,5 +234,9 @@ def _train_quiet(cfg: TrainConfig) -> str:
 def train_many(configs: list[TrainConfig], workers: int = 2, progress: bool = True) -> list[TrainedModel]:
     """Train several configs as parallel single-process jobs; cached runs return at once."""
     todo = [c for c in configs if not is_complete(run_folder(c), DONE) or final_checkpoint_problem(run_folder(c))]
+    # the scenes first, here: parallel runs that share a dataset would each generate it and replace each other's
+    # folder under the other's reads
+    for spec in {scene_spec(c).key(): scene_spec(c) for c in todo}.values():
+        generate_cached(spec, progress=False)
     in_parallel(_train_quiet, todo, workers, desc="training runs", progress=progress)
     return [load_run(run_folder(c)) for c in configs]
