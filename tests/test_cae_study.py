@@ -132,6 +132,26 @@ def test_paired_gain_pairs_seeds_and_skips_unmatched_items() -> None:
 
 
 # --------------------------------------------------------------------------------------- sweep / ablation
+def test_sweep_gain_pairs_each_sweep_run_with_clip_ft_of_its_seed() -> None:
+    grid = pd.DataFrame(_choice_rows("CLIP-FT", 0, "b", [0, 1, 0, 0]) + _choice_rows("CLIP-FT", 1, "b", [1, 1, 1, 1])
+                        + _choice_rows("CLIP-CAE (attention)", 0, "b", [1, 1, 1, 1])).drop(columns=["text", "image", "group"])
+    sweep = pd.DataFrame(_choice_rows("CLIP-CAE (attention), lr=0.001, λ=10", 0, "b", [1, 1, 1, 0])
+                         + _choice_rows("CLIP-FT, lr=0.0005", 0, "b", [0, 0, 0, 0])).drop(columns=["text", "image", "group"])
+    gains, note = cx.sweep_gain(sweep, grid, n_boot=NB)
+    by = gains.set_index("variant").gain
+    assert set(by.index) == {"CLIP-CAE (attention), lr=0.001, λ=10", "CLIP-FT, lr=0.0005"}  # grid's CAE run not in it
+    assert by["CLIP-CAE (attention), lr=0.001, λ=10"] == pytest.approx(0.5)  # against seed 0's CLIP-FT only
+    assert by["CLIP-FT, lr=0.0005"] == pytest.approx(-0.25)
+    assert "CLIP-FT, lr=0.0005" in note
+
+
+def test_sweep_gain_without_a_clip_ft_run_of_the_seed_says_so() -> None:
+    sweep = pd.DataFrame(_choice_rows("CLIP-CAE (attention), lr=0.001, λ=10", 3, "b", [1, 1]))
+    grid = pd.DataFrame(_choice_rows("CLIP-FT", 0, "b", [0, 1]))
+    gains, note = cx.sweep_gain(sweep, grid, n_boot=NB)
+    assert gains.empty and "no CLIP-FT run" in note
+
+
 def test_parse_sweep_reads_method_and_lambda() -> None:
     assert cx.parse_sweep(["attention:30", "gradcam:0.5", "gradient:1e-1"]) == [
         ("attention", 30.0), ("gradcam", 0.5), ("gradient", 0.1)]

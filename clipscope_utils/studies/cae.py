@@ -709,6 +709,18 @@ def gains_against_ft(scores: pd.DataFrame, n_boot: int = 1000, seed: int = 0) ->
     return gains, "\n".join(notes)
 
 
+def sweep_gain(sweep_scores: pd.DataFrame, scores: pd.DataFrame, n_boot: int = 1000, seed: int = 0
+               ) -> tuple[pd.DataFrame, str]:
+    """Each sweep run against the grid's CLIP-FT run of the same seed on the same items (paired), so a loss
+    weight that helps where the paper's does not is read off an interval, not off two pooled rates."""
+    ft_rows = scores[(scores.variant == "CLIP-FT") & scores.seed.isin(set(sweep_scores.seed))]
+    if not len(ft_rows):
+        return pd.DataFrame(), "The grid has no CLIP-FT run of the sweep's seed: no paired comparison."
+    gains = paired_gain(pd.concat([ft_rows, sweep_scores[sweep_scores.variant != "CLIP-FT"]], ignore_index=True),
+                        "CLIP-FT", n_boot, seed)
+    return gains, gain_commentary(gains, "CLIP-FT") if len(gains) else ""
+
+
 def plot_attributions(attr: pd.DataFrame):
     """Per-caption mean attribution of object vs composition tokens, per method (panels, two a row for four)
     and model (colour: the variant's)."""
