@@ -718,7 +718,24 @@ def sweep_gain(sweep_scores: pd.DataFrame, scores: pd.DataFrame, n_boot: int = 1
         return pd.DataFrame(), "The grid has no CLIP-FT run of the sweep's seed: no paired comparison."
     gains = paired_gain(pd.concat([ft_rows, sweep_scores[sweep_scores.variant != "CLIP-FT"]], ignore_index=True),
                         "CLIP-FT", n_boot, seed)
-    return gains, gain_commentary(gains, "CLIP-FT") if len(gains) else ""
+    if not len(gains):
+        return gains, ""
+    note = gain_commentary(gains, "CLIP-FT")
+    spread = seed_spread(scores[scores.variant == "CLIP-FT"])
+    if np.isfinite(spread):
+        note += (f"\n\nOne training run per setting: these intervals cover the test items, not the run's own "
+                 f"randomness, and CLIP-FT's own seeds differ by up to {spread:.2f} on these scores (Table 7's "
+                 "layout above). A gain smaller than that is not yet a property of the loss weight.")
+    return gains, note
+
+
+def seed_spread(frame: pd.DataFrame) -> float:
+    """The largest difference between two seeds' accuracies on any benchmark and score (NaN under two seeds)."""
+    spreads = []
+    for col in score_columns(frame):
+        per_seed = frame[frame[col].notna()].groupby(["benchmark", "seed"])[col].mean().astype(float)
+        spreads += [g.max() - g.min() for _, g in per_seed.groupby(level=0) if len(g) > 1]
+    return float(max(spreads)) if spreads else float("nan")
 
 
 def plot_attributions(attr: pd.DataFrame):
