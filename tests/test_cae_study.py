@@ -324,6 +324,9 @@ def test_premise_table_formats_ratios_of_one_model(premise) -> None:
     assert list(t["relation / object"]) == ["0.40", "–", "1.50"]
     assert t["composition below object"].iloc[0] == "0.80 [0.70, 0.90]"
     assert list(cx.premise_table(premise, model="CLIP-FT").method) == ["attention"]
+    every = cx.premise_table(premise, model=None)  # every model, named in a column of its own
+    assert every.columns[0] == "model" and len(every) == len(premise)
+    assert list(every[every.model == "pretrained"]["composition / object"]) == ["0.50", ">100", "1.20"]
 
 
 def test_premise_note_says_where_the_premise_holds_and_reverses(premise) -> None:

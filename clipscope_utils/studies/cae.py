@@ -370,7 +370,7 @@ def attribution_commentary(summary: pd.DataFrame) -> str:
     does fine-tuning change the share of captions where it does?"""
     lines = []
     for method, g in summary.groupby("method", sort=False):
-        parts = [f"{r.model}: composition/object ratio {r.ratio:.2f}, composition below object in "
+        parts = [f"{r.model}: composition/object ratio {ratio_text(r.ratio)}, composition below object in "
                  f"{r.share_comp_below_obj:.0%} [{r.ci_low:.0%}, {r.ci_high:.0%}] of {r.n} captions"
                  for r in g.itertuples()]
         lines.append(f"- **{method}** — " + "; ".join(parts) + ".")
@@ -469,18 +469,24 @@ def attributions_before_after(base: str, runs: list[FinetunedModel], held_out: H
     return pd.concat(([base_frame] if base_frame is not None else []) + frames, ignore_index=True)
 
 
-def premise_table(summary: pd.DataFrame, model: str = "pretrained") -> pd.DataFrame:
-    """Paper B's premise on one model, per method: attribute, relation and composition tokens' mean attribution
-    relative to the object tokens' (below 1: objects ahead), and the share of captions the hinge penalises."""
-    def ratio(v: float) -> str:  # a near-zero object mean makes a ratio meaningless beyond two digits
-        return "–" if not np.isfinite(v) else f"{v:.2f}" if abs(v) < 100 else (">100" if v > 0 else "<-100")
+def ratio_text(v: float) -> str:
+    """A ratio to the object tokens' mean for reading: a near-zero object mean makes one meaningless beyond
+    two digits, so it is capped at 100 either way."""
+    return "–" if not np.isfinite(v) else f"{v:.2f}" if abs(v) < 100 else (">100" if v > 0 else "<-100")
 
-    t = summary[summary.model == model]
-    return pd.DataFrame({"method": t.method, "captions": t.n, "attribute / object": t.attribute_ratio.map(ratio),
-                         "relation / object": t.relation_ratio.map(ratio), "composition / object": t.ratio.map(ratio),
-                         "composition below object": [fmt(v, lo, hi) for v, lo, hi in
-                                                      zip(t.share_comp_below_obj, t.ci_low, t.ci_high)]}
-                        ).reset_index(drop=True)
+
+def premise_table(summary: pd.DataFrame, model: str | None = "pretrained") -> pd.DataFrame:
+    """Paper B's premise per method (on one model; ``None``: every model, a column of its own): attribute,
+    relation and composition tokens' mean attribution relative to the object tokens' (below 1: objects ahead),
+    and the share of captions the hinge penalises."""
+    t = summary if model is None else summary[summary.model == model]
+    table = pd.DataFrame({"model": t.model, "method": t.method, "captions": t.n,
+                          "attribute / object": t.attribute_ratio.map(ratio_text),
+                          "relation / object": t.relation_ratio.map(ratio_text),
+                          "composition / object": t.ratio.map(ratio_text),
+                          "composition below object": [fmt(v, lo, hi) for v, lo, hi in
+                                                       zip(t.share_comp_below_obj, t.ci_low, t.ci_high)]})
+    return (table if model is None else table.drop(columns="model")).reset_index(drop=True)
 
 
 def premise_note(summary: pd.DataFrame, source: str, model: str = "pretrained") -> str:
