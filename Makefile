@@ -45,10 +45,10 @@ rehearsal: setup
 test: unit nbval rehearsal
 
 benchmark: setup
-	$(PY) -m pip install --quiet -e '.[benchmark]'
 	$(PY) benchmarks/generation.py
 	$(PY) benchmarks/embeddings.py
 	$(PY) benchmarks/training.py
+	$(PY) benchmarks/claim2.py
 
 clean:
 	rm -rf _build book/executed .cache/book-build

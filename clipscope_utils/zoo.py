@@ -21,11 +21,12 @@ from tqdm import tqdm
 from .device import pick_device
 from .models import registry
 from .models.base import Encoder, ModelError, ModelSpec
-from .training import ORDERS, TrainConfig, TrainingError, train, train_many
+from .training import ORDERS, TrainConfig, TrainingError, logs_checkpoints, train, train_many
 
 TRAINED = "trained:"
 OPTIONAL = "?"  # a name ending in "?" is optional: a chapter skips it, with a note, when its weights are absent
 DEFAULT_SEED = 0
+LOGS = "logs"  # an external entry "logs=<folder>": every epoch checkpoint of an open_clip_train run
 #: pretraining-chapter parameter -> TrainConfig field: the knobs that decide what a ``trained:`` model is
 TRAINING_KNOBS = {"model": "model", "family": "family", "objects": "objects", "n_scenes": "scenes",
                   "p_first": "p_first", "samples": "samples", "batch_size": "batch_size", "lr": "lr",
@@ -44,16 +45,23 @@ def training_template(pretraining: Mapping | None = None) -> TrainConfig:
 
 
 def parse_external(entries: Iterable[str]) -> list[tuple[int, str]]:
-    """``"SAMPLES=MODEL"`` entries (e.g. ``"2000000000=ViT-B-32@/ckpt/epoch_10.pt"``), checked before any work.
+    """``"SAMPLES=MODEL"`` entries (e.g. ``"2000000000=ViT-B-32@/ckpt/epoch_10.pt"``) and ``"logs=<folder>"`` entries
+    (every epoch checkpoint of an ``open_clip_train`` run, :func:`~clipscope_utils.training.logs_checkpoints`),
+    checked before any work.
 
-    For checkpoints trained elsewhere, such as LAION's scaling-laws run paper A used for Fig. 4c.
+    For checkpoints trained elsewhere, such as LAION's scaling-laws run paper A used for Fig. 4c, or a user's own
+    open_clip_train run of the caption-order experiment.
     """
     out = []
     for entry in entries:
         samples, sep, name = entry.partition("=")
+        if sep and samples.strip() == LOGS:
+            out.extend(logs_checkpoints(name.strip()))
+            continue
         if not sep or not samples.strip().isdigit():
             raise ValueError(f"external checkpoint {entry!r}: expected 'SAMPLES=MODEL', e.g. "
-                             "'2000000000=ViT-B-32@/path/epoch_10.pt'")
+                             "'2000000000=ViT-B-32@/path/epoch_10.pt', or 'logs=<folder>' for every epoch checkpoint "
+                             "of an open_clip_train run (its --logs folder, with params.txt)")
         out.append((int(samples), registry.resolve(name.strip()).name))
     return out
 

@@ -18,6 +18,7 @@ from ..compositional.benchmarks import check_files
 from ..datasets.coco import coco_files
 from ..datasets.karpathy import load_karpathy
 from ..datasets.official import locate
+from ..datasets.shards import list_shards
 from ..datasets.visual_genome import load_vocabularies
 from ..datasets.sources import HOW_TO_GET, check_domainnet, check_source, parse_source
 from ..device import pick_device
@@ -25,7 +26,7 @@ from ..models.base import ModelError
 from ..models.registry import resolve
 from ..paths import content_id
 from ..cae.finetune import check_schedule
-from ..studies import cae, cure
+from ..studies import cae, cure, laion
 from ..studies import pretraining as pt
 from ..studies.probes import rephrasings_from
 from ..training import TrainingError
@@ -169,6 +170,20 @@ def check_notebook(notebook: str, params: dict[str, Any], schema: dict) -> Chapt
                 configs, ablation, sweep = cae.chapter_configs(params)
                 out.inputs.append(f"{param}: {len(configs) + len(ablation) + len(sweep)} fine-tuning runs of "
                                   f"{sorted({check_schedule(c) for c in configs})} steps")
+            elif kind == "claim2_shards" and value:  # LAION-style shards of Claim 2 at scale, and their areas
+                job = laion.claim2_job(value, params["laion_areas"])
+                shards = list_shards(job.source)
+                out.inputs.append(f"{param}: {len(shards)} shard(s), areas from {job.area_source}")
+                out.files.update({str(p): content_id(p) for p in shards})
+            elif kind == "at_scale":  # the open_clip_train runs: policies and the run's knobs, then the shards
+                at_scale = laion.CausalAtScale.from_params(params, device=params[SHARED_TRAINING]["device"])
+                if at_scale.orders and at_scale.source:
+                    shards = list_shards(at_scale.source)
+                    out.files.update({str(p): content_id(p) for p in shards})
+                if at_scale.orders:
+                    out.inputs.append(f"{param}: {len(at_scale.orders)} open_clip_train run(s) of "
+                                      f"{at_scale.run(('placeholder.tar',), at_scale.orders[0]).steps} steps on "
+                                      f"{at_scale.processes} process(es)")
             elif kind == "vocabulary" and value:
                 vocab = load_vocabularies(value)
                 out.inputs.append(f"{param}: " + ", ".join(f"{len(v)} {r}s" for r, v in vocab.items()) + f" in {value}")

@@ -240,12 +240,34 @@ def fold_code(nb: nbformat.NotebookNode) -> None:
             cell.metadata["tags"] = [*tags, HIDE_TAG]
 
 
+class _PathPrinter(pprint.PrettyPrinter):
+    """pprint, but a string too long for its line is also broken after a '/' into adjacent literals (pprint breaks
+    strings only at spaces; paths and hub names such as ``ViT-B-32@hf://laion/...`` have none)."""
+
+    def _pprint_path_str(self, obj, stream, indent, allowance, context, level):
+        room = self._width - indent - allowance - (1 if level == 1 else 0)
+        if len(repr(obj)) <= room or "/" not in obj or "\n" in obj:
+            return pprint.PrettyPrinter._pprint_str(self, obj, stream, indent, allowance, context, level)
+        chunks = [""]
+        for part in re.findall(r"[^/]*/?", obj)[:-1]:  # pieces ending just after a '/'
+            if chunks[-1] and len(repr(chunks[-1] + part)) > room:
+                chunks.append(part)
+            else:
+                chunks[-1] += part
+        join = "\n" + " " * (indent + (1 if level == 1 else 0))
+        text = join.join(map(repr, chunks))
+        stream.write(f"({text})" if level == 1 and len(chunks) > 1 else text)
+
+    _dispatch = {**pprint.PrettyPrinter._dispatch, str.__repr__: _pprint_path_str}
+
+
 def parameters_source(params: dict, width: int = PARAMETERS_WIDTH) -> str:
-    """``name = value`` per parameter, in order, wrapped by pprint at ``width`` (continuations aligned)."""
+    """``name = value`` per parameter, in order, wrapped by pprint at ``width`` (continuations aligned; a long path
+    without spaces broken after a '/')."""
     lines = ["# Parameters"]
     for name, value in params.items():
         head = f"{name} = "
-        text = pprint.pformat(value, width=max(width - len(head), 40), sort_dicts=False)
+        text = _PathPrinter(width=max(width - len(head), 40), sort_dicts=False).pformat(value)
         lines.append(head + text.replace("\n", "\n" + " " * len(head)))
     return "\n".join(lines) + "\n"
 

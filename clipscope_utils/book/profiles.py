@@ -28,7 +28,8 @@ import yaml
 SCHEMA_FILE = "parameters.yml"
 TYPES = {"int", "float", "str", "bool", "list", "shared"}
 CHECKS = {"models", "image_models", "model", "device", "external", "sources", "sources_with_regions",
-          "rephrase_file", "long_run", "cure", "karpathy", "vocabulary", "finetune_schedule"}
+          "rephrase_file", "long_run", "cure", "karpathy", "vocabulary", "finetune_schedule", "claim2_shards",
+          "at_scale"}
 FOLDER_KINDS = ("official", "coco_val", "coco_train", "aro", "sugarcrepe", "coco_images", "winoground", "valse",
                 "valse_images", "domainnet", "vl_checklist", "vl_checklist_images", "svo_probes", "svo_probes_images",
                 "comvg", "comvg_images")

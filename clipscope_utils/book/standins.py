@@ -29,6 +29,7 @@ from ..datasets.export import rephrasings, to_coco, to_domainnet, to_release, to
 from ..datasets.karpathy import to_karpathy
 from ..datasets.visual_genome import to_vg_dicts
 from ..datasets.scenes import SceneSpec, generate_cached
+from ..datasets.shards import export_scene_shards
 from ..datasets.sources import load_source
 from ..models.standins import build_standins
 from ..paths import atomic_write, content_id
@@ -43,6 +44,7 @@ DATA_MANIFEST = "data-manifest.json"
 CAE_SPEC = CompositionSpec(family="comco", images=8, image_size=64, attributes=("size",),
                            class_names=("cat", "dog", "car", "person"), seed=0)
 CAE_BENCH_ITEMS = 4
+LAION_SHARD_SIZE = 16  # SPEC's 48 captions in three shards: two torchrun processes each get one or more
 BENCHMARK_WRITERS = {"aro": to_aro, "sugarcrepe": to_sugarcrepe, "winoground": to_winoground, "valse": to_valse,
                      "vl_checklist": to_vl_checklist, "svo_probes": to_svo_probes, "comvg": to_comvg}
 
@@ -51,7 +53,7 @@ def _code_key() -> dict:
     """What decides the stand-in data besides the spec: the exporters' and loaders' code."""
     here = Path(__file__).resolve().parents[1]
     files = [f"datasets/{f}" for f in ("export.py", "scenes.py", "coco.py", "official.py", "domainnet.py",
-                                       "karpathy.py", "visual_genome.py")]
+                                       "karpathy.py", "visual_genome.py", "shards.py")]
     files += [f"compositional/{f}" for f in ("export.py", "scenes.py")]
     return {f: content_id(here / f) for f in files}
 
@@ -96,12 +98,23 @@ def _paper_b(data: Path, scenes) -> None:
     to_vg_dicts(concept_candidates(CAE_SPEC), data / "VG-SGG-dicts-with-attri.json")
 
 
+def _laion(data: Path, scenes) -> None:
+    """LAION as people have it, from generated scenes: img2dataset webdataset shards (``.tar`` with image, caption
+    and JSON, a companion parquet each) with their objects' true boxes and areas in sidecars, as a segmenter
+    would write them."""
+    out = data / "laion" / "shards"
+    shutil.rmtree(out, ignore_errors=True)  # a stand-in folder of ours, rebuilt with the rest of the data
+    export_scene_shards(scenes, out, shard_size=LAION_SHARD_SIZE)
+
+
 def prepare_standins(folder: Path, params: dict | None = None) -> dict[str, str]:
     """Build (or reuse) every stand-in under ``folder``; returns the environment a run needs (HF cache, offline,
     weights folder). ``params`` are the profile's notebook parameters (the matching chapter's decide which
     captions get a stand-in rephrasing)."""
     folder = Path(folder)
-    env = build_standins(folder / "models", epochs=(1, 2))
+    # LAION's scaling-laws epochs 10 and 20 as the run's hub files (hf://laion/scaling-laws-openclip/..., one shared
+    # random state), the paper profile's form
+    env = build_standins(folder / "models", epochs=(), scaling_epochs=(10, 20))
     data = folder / "data"
     matching = (params or {}).get("matching")
     key = {"spec": SPEC.key(), "cae_spec": CAE_SPEC.key(), "code": _code_key(),
@@ -115,6 +128,7 @@ def prepare_standins(folder: Path, params: dict | None = None) -> dict[str, str]
     to_coco(scenes, data / "coco", split="val2017", overwrite=True)
     to_domainnet(scenes, data / "domainnet", overwrite=True)
     _paper_b(data, scenes)
+    _laion(data, scenes)
     (data / "README.md").write_text("Stand-in data made from generated scenes (clipscope rehearsal): the layouts of "
                                     "the authors' release, COCO 2017 and DomainNet, not their contents.\n")
     _rephrase_file(data, matching)

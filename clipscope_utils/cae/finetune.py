@@ -29,10 +29,7 @@ import dataclasses
 import hashlib
 import json
 import math
-import os
 import re
-import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -55,6 +52,7 @@ from ..datasets.visual_genome import load_vocabularies
 from ..models.base import Encoder
 from ..models.registry import load_model
 from ..optim import optimizer
+from ..parallel import gpu_shortfall, log_summary, torchrun
 from ..paths import atomic_write, cache_dir, cached_folder, file_sha256, is_complete
 from . import CAEError
 from .attribution import attribution, perturbations
@@ -487,9 +485,8 @@ def launch(cfg: FinetuneConfig, base: Encoder, folder: Path, processes: int) -> 
     """
     if processes < 1 or cfg.batch_size % processes:
         raise CAEError(f"batch_size={cfg.batch_size} does not split evenly over {processes} processes")
-    gpus = torch.cuda.device_count() if torch.device(cfg.device).type == "cuda" else processes
-    if processes > gpus:
-        raise CAEError(f"{processes} processes need {processes} GPUs (one each); this machine has {gpus}")
+    if gpu_shortfall(processes, cfg.device):
+        raise CAEError(gpu_shortfall(processes, cfg.device))
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=folder.parent, prefix=".launch-") as tmp:
@@ -497,15 +494,10 @@ def launch(cfg: FinetuneConfig, base: Encoder, folder: Path, processes: int) -> 
         torch.save(base, tmp / "base.pt")
         job = {"config": cfg.to_dict(), "base_file": str(tmp / "base.pt"), "folder": str(folder), "progress": False}
         (tmp / "job.json").write_text(json.dumps(job))
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
-               "-m", DISTRIBUTED_MODULE, str(tmp / "job.json")]
-        env = {**os.environ, "OMP_NUM_THREADS": str(cfg.threads)}
-        with open(tmp / "log.txt", "wb") as out:
-            rc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, env=env).returncode
+        rc = torchrun(DISTRIBUTED_MODULE, [str(tmp / "job.json")], processes, tmp / "log.txt", cfg.threads)
         if rc != 0 or not is_complete(folder, DONE):
-            tail = (tmp / "log.txt").read_text(errors="replace")[-4000:]
-            raise CAEError(f"data-parallel fine-tuning ({processes} processes) failed with exit code {rc}; the end "
-                           f"of its log:\n{tail}")
+            raise CAEError(f"data-parallel fine-tuning ({processes} processes) failed with exit code {rc}; "
+                           f"{log_summary(tmp / 'log.txt')}")
 
 
 def finetune(cfg: FinetuneConfig, progress: bool = True, loader: Loader = load_model,

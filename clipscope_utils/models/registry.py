@@ -17,6 +17,11 @@ Accepted names (see :func:`list_names`):
     a local checkpoint file on an open_clip architecture, e.g. ``clipscope-tiny@/tmp/ckpt.pt``. OpenAI-derived
     fine-tunes need a ``-quickgelu`` architecture (``ViT-B-32-quickgelu@negclip.pth``). A paper name works
     as the left part too (``NegCLIP@/data/negclip.pth``), and so do ``sbert@<folder>`` / ``simcse@<folder>``.
+``<ARCH>@hf://<org>/<repo>/<path in repo>``
+    a checkpoint file in a Hugging Face model repo, e.g. LAION's scaling-laws epochs
+    ``ViT-B-32@hf://laion/scaling-laws-openclip/full_checkpoints/<run>/epoch_10.pt``: taken from the local hub
+    cache (no network), else downloaded with ``huggingface_hub.hf_hub_download`` unless ``HF_HUB_OFFLINE=1``,
+    then loaded exactly as a local checkpoint file. The name keeps the ``hf://`` form; ``path`` is the local file.
 ``random:<ARCH>`` / ``random:<ARCH>:<seed>``
     a random-init control of any open_clip architecture (seed 0 by default), e.g. ``random:clipscope-tiny``.
 ``sbert`` / ``simcse`` / ``glove``
@@ -24,14 +29,17 @@ Accepted names (see :func:`list_names`):
 
 Weights: pretrained tags are looked up in the local Hugging Face cache first. When they are absent and
 ``HF_HUB_OFFLINE=1`` is set, loading fails at once with a :class:`ModelError` that says how to provide them;
-otherwise open_clip downloads them. The local fine-tunes of the paper (NegCLIP, SugarCrepe, CLIP-CAE) are
-files in the weights folder: ``$CLIPSCOPE_WEIGHTS`` (default ``<cache>/weights``) holding ``negclip.pth``,
-``sugarcrepe.pt`` and ``clip_cae.pt``; or give the file explicitly (``NegCLIP@/path/to/file``).
+otherwise open_clip downloads them. ``hf://`` checkpoint files are found (or downloaded) when the name is
+resolved, since the spec holds the local file; offline, one absent from the cache fails there. The local
+fine-tunes of the paper (NegCLIP, SugarCrepe, CLIP-CAE) are files in the weights folder: ``$CLIPSCOPE_WEIGHTS``
+(default ``<cache>/weights``) holding ``negclip.pth``, ``sugarcrepe.pt`` and ``clip_cae.pt``; or give the file
+explicitly (``NegCLIP@/path/to/file``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import difflib
 import json
 import logging
@@ -45,7 +53,7 @@ import open_clip
 import pandas as pd
 import torch
 from huggingface_hub import constants as hf_constants
-from huggingface_hub import try_to_load_from_cache
+from huggingface_hub import hf_hub_download, try_to_load_from_cache
 from open_clip import pretrained as oc_pretrained
 from open_clip.constants import HF_CONFIG_NAME, HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME
 
@@ -67,6 +75,8 @@ from .base import (
 CONFIG_DIR = Path(__file__).resolve().with_name("configs")
 PROJECT_PREFIX = "clipscope-"
 DEFAULT_SEED = 0
+#: the prefix of a checkpoint file in a Hugging Face model repo, after '@' (``<ARCH>@hf://<org>/<repo>/<file>``)
+HUB_FILE = "hf://"
 
 
 
@@ -206,8 +216,48 @@ def _existing_file(raw: str, name: str, folder: bool = False) -> str:
     return str(path.resolve())
 
 
+def _hub_location(raw: str, name: str) -> tuple[str, str]:
+    """The (repo, file in repo) of ``hf://<org>/<repo>/<path in repo>``, checked."""
+    parts = raw[len(HUB_FILE):].strip().strip("/").split("/")
+    if len(parts) < 3 or not all(p.strip() for p in parts):
+        raise ModelError(f"model {name!r}: expected '<ARCH>@hf://<org>/<repo>/<path of the file in the repo>', e.g. "
+                         "'ViT-B-32@hf://laion/scaling-laws-openclip/full_checkpoints/"
+                         "Model-B-32_Data-2B_Samples-13B_lr-5e-4_bs-32k/epoch_10.pt'.")
+    return "/".join(parts[:2]), "/".join(parts[2:])
+
+
+def _missing_hub_file(name: str, repo: str, filename: str, why: str) -> ModelError:
+    cli = f"`hf download {repo} {filename}` (older huggingface_hub: `huggingface-cli download {repo} {filename}`)"
+    return ModelError(
+        f"model {name!r}: file {filename!r} of the Hugging Face model repo {repo!r} {why}. Looked in the Hugging "
+        f"Face cache {hf_cache_label()!r}. To provide it: (1) with internet, run without HF_HUB_OFFLINE (it is "
+        f"downloaded into that cache on first use) or run {cli}; (2) without internet here, download it that way "
+        f"on a machine with internet and copy its cache folder 'models--{repo.replace('/', '--')}' into this "
+        "cache (or point HF_HOME / HF_HUB_CACHE at a cache that holds it); (3) or name a local copy of the file "
+        f"instead: '<ARCH>@/path/to/{filename.rsplit('/', 1)[-1]}'."
+    )
+
+
+def _hub_file(repo: str, filename: str, name: str) -> str:
+    """The local file of ``filename`` in hub repo ``repo``: from the hub cache (no network), else downloaded
+    unless offline. A snapshot path (not resolved into ``blobs/``), so the file keeps its name and extension."""
+    found = _find_cached_hf(repo, [filename])
+    if found:
+        return os.path.abspath(found)
+    if offline():
+        raise _missing_hub_file(name, repo, filename, "is not in the Hugging Face cache and HF_HUB_OFFLINE=1 "
+                                                      "forbids downloading it")
+    try:
+        with hub_follows_environment():
+            return os.path.abspath(hf_hub_download(repo, filename, cache_dir=hf_cache()))
+    except Exception as e:  # any download failure (no network, no such repo or file, no access) is one clear error
+        raise _missing_hub_file(name, repo, filename, f"is not in the Hugging Face cache and downloading it failed "
+                                                      f"({type(e).__name__}: {e})") from e
+
+
 def resolve(name: str | ModelSpec) -> ModelSpec:
-    """Turn a model name into a :class:`ModelSpec` (cheap: no weights are read, no network is used)."""
+    """Turn a model name into a :class:`ModelSpec` (cheap: no weights are read, no network is used, except that
+    an ``hf://`` checkpoint file not yet in the Hugging Face cache is downloaded, unless ``HF_HUB_OFFLINE=1``)."""
     if isinstance(name, ModelSpec):
         return name
     if not isinstance(name, str) or not name.strip():
@@ -252,6 +302,18 @@ def resolve(name: str | ModelSpec) -> ModelSpec:
         if not raw_path:
             raise ModelError(f"model {name!r}: nothing after '@'; expected '<ARCH>@/path/to/checkpoint'.")
         row = _PAPER_BY_KEY.get(_norm(left))
+        if raw_path.startswith(HUB_FILE):
+            if row is not None and row["source"] == "text":
+                raise ModelError(f"model {name!r}: 'hf://' names one checkpoint file; {row['name']} loads from a "
+                                 "model folder or the Hugging Face cache (see the forms in models/registry.py).")
+            repo, filename = _hub_location(raw_path, name)
+            label = f"{row['name'] if row else _check_arch(left, name)}@{HUB_FILE}{repo}/{filename}"
+            path = _hub_file(repo, filename, name)
+            if row is not None:
+                return dataclasses.replace(_paper_spec(row, explicit=path), name=label)
+            arch = label.split("@", 1)[0]
+            return ModelSpec(name=label, source="checkpoint", arch=arch, path=path,
+                             quick_gelu=arch.endswith("-quickgelu"))
         if row is not None:
             if row["source"] == "text" and row["name"] == "GloVe":
                 raise ModelError(f"model {name!r}: GloVe loads only from its package; use 'glove'.")
@@ -281,6 +343,7 @@ def resolve(name: str | ModelSpec) -> ModelSpec:
 def _forms_help() -> str:
     return ("Accepted names: the paper's models (" + ", ".join(repr(r["name"]) for r in PAPER_MODELS)
             + "), 'open_clip:<ARCH>/<TAG>', 'hf-hub:<org>/<repo>', '<ARCH>@<checkpoint path>', "
+            "'<ARCH>@hf://<org>/<repo>/<file in repo>', "
             "'random:<ARCH>[:<seed>]', 'trained:<order>[:<seed>]' (the book's self-trained CLIPs), "
             "'sbert', 'simcse', 'glove'; project architectures: "
             + ", ".join(_project_archs()) + ".")
@@ -291,7 +354,8 @@ def list_names() -> list[str]:
     names = [row["name"] for row in PAPER_MODELS]
     names += ["sbert", "simcse", "glove"]
     names += [f"random:{a}" for a in _project_archs()]
-    names += ["open_clip:<ARCH>/<TAG>", "hf-hub:<org>/<repo>", "<ARCH>@<path>", "random:<ARCH>[:<seed>]"]
+    names += ["open_clip:<ARCH>/<TAG>", "hf-hub:<org>/<repo>", "<ARCH>@<path>", "<ARCH>@hf://<org>/<repo>/<file>",
+              "random:<ARCH>[:<seed>]"]
     return names
 
 

@@ -22,7 +22,11 @@ What is written under ``<out>`` (``HF_HOME=<out>/hf``):
     local checkpoints as ``open_clip_train`` writes them (``{"epoch", "name", "state_dict"}`` with
     ``module.`` prefixes), found through ``$CLIPSCOPE_WEIGHTS``;
 ``laion/epoch_<k>.pt``
-    stand-ins for LAION's scaling-laws epochs (``SAMPLES=ViT-B-32@<out>/laion/epoch_<k>.pt``);
+    stand-ins for LAION's scaling-laws epochs as local files (``SAMPLES=ViT-B-32@<out>/laion/epoch_<k>.pt``);
+``hf/hub/models--laion--scaling-laws-openclip/snapshots/<rev>/full_checkpoints/<run>/epoch_<K>.pt``
+    the same epochs where the real ones are on the hub (``scaling_epochs``; loaded as
+    ``SAMPLES=ViT-B-32@hf://laion/scaling-laws-openclip/full_checkpoints/<run>/epoch_<K>.pt``), one random state
+    for all of them (hard links: the disk of one ViT-B-32 checkpoint);
 ``STANDINS.md``, ``manifest.json``
     what this is, and the cache key (models, seed, dtype, corpus, package versions) written last.
 
@@ -42,6 +46,7 @@ import csv
 import hashlib
 import json
 import os
+import shutil
 import string
 import subprocess
 import sys
@@ -73,6 +78,12 @@ PAPER_CLIPS = ("CLIP openAI", "CLIP LAION", "CLIP Datacomp", "CLIP Roberta", "SI
 LAION_ARCH = "ViT-B-32"
 LAION_EPOCHS = (1, 2, 3)
 LAION_SAMPLES_PER_EPOCH = 1_000_000_000
+#: LAION's scaling-laws OpenCLIP release on the Hugging Face hub, which paper A's Fig. 4c most likely used: run
+#: Model-B-32_Data-2B_Samples-13B, one checkpoint per 200M samples (epochs 10/20/30/40/50 = 2/4/6/8/10 B samples).
+#: Paper A does not say which run of it; lr-5e-4_bs-32k is assumed (a sibling run ..._lr-1e-3_bs-86k may exist).
+SCALING_REPO = "laion/scaling-laws-openclip"
+SCALING_RUN = "full_checkpoints/Model-B-32_Data-2B_Samples-13B_lr-5e-4_bs-32k"
+SCALING_SAMPLES_PER_EPOCH = 200_000_000
 MANIFEST = "manifest.json"
 VERSIONED = ("open_clip_torch", "torch", "transformers", "tokenizers", "safetensors", "timm", "huggingface_hub")
 STANDIN_NOTE = "clipscope random-weight stand-in: not pretrained, results are meaningless"
@@ -224,19 +235,62 @@ def write_checkpoint(path: str | os.PathLike, arch: str, seed: int = DEFAULT_SEE
                                      f"clipscope-standin-{arch}-seed{seed}")
 
 
+def _epoch_numbers(epochs: int | Sequence[int]) -> list[int]:
+    """A count (1..n) or the epoch numbers, checked: distinct numbers >= 1."""
+    numbers = list(range(1, int(epochs) + 1)) if isinstance(epochs, int) else [int(e) for e in epochs]
+    if any(e < 1 for e in numbers) or len(set(numbers)) != len(numbers):
+        raise ModelError(f"epoch stand-ins: epochs must be distinct numbers >= 1, got {numbers}")
+    return numbers
+
+
 def write_epoch_checkpoints(folder: str | os.PathLike, arch: str = LAION_ARCH,
                             epochs: int | Sequence[int] = LAION_EPOCHS, seed: int = DEFAULT_SEED,
                             dtype: str | torch.dtype = "float16") -> list[Path]:
     """``epoch_<k>.pt`` files in ``open_clip_train``'s form (stand-ins for LAION's scaling-laws checkpoints,
     loaded as ``<ARCH>@<folder>/epoch_<k>.pt``); ``epochs``: a count (1..n) or the epoch numbers."""
-    numbers = list(range(1, int(epochs) + 1)) if isinstance(epochs, int) else [int(e) for e in epochs]
-    if any(e < 1 for e in numbers) or len(set(numbers)) != len(numbers):
-        raise ModelError(f"epoch stand-ins: epochs must be distinct numbers >= 1, got {numbers}")
+    numbers = _epoch_numbers(epochs)
     out = []
     for k in numbers:
         state = standin_state_dict(arch, derived_seed(seed, "epoch", arch, k), dtype)
         out.append(_save_training_checkpoint(Path(folder) / f"epoch_{k}.pt", state, k,
                                              f"clipscope-standin-{arch}-seed{seed}"))
+    return out
+
+
+def hub_checkpoint_name(arch: str, repo: str, run: str, epoch: int) -> str:
+    """The model name of one hub epoch file: ``<ARCH>@hf://<repo>/<run>/epoch_<K>.pt``."""
+    return f"{arch}@hf://{repo}/{run.strip('/')}/epoch_{int(epoch)}.pt"
+
+
+def write_hub_checkpoints(hub_cache: str | os.PathLike, epochs: int | Sequence[int], arch: str = LAION_ARCH,
+                          repo: str = SCALING_REPO, run: str = SCALING_RUN, seed: int = DEFAULT_SEED,
+                          dtype: str | torch.dtype = "float16") -> list[Path]:
+    """``<run>/epoch_<K>.pt`` files in ``open_clip_train``'s form inside the hub snapshot of model repo ``repo``
+    (by default stand-ins for LAION's scaling-laws checkpoints, loaded as :func:`hub_checkpoint_name`).
+
+    One random state for every epoch: the first file is written, the others are hard links to it (copies where
+    the file system has no hard links), so any number of epochs costs the disk and time of one checkpoint. Its
+    ``"epoch"`` field is the first epoch's (open_clip's ``load_checkpoint`` never reads it).
+    """
+    numbers = _epoch_numbers(epochs)
+    if not numbers:
+        return []
+    folder = hub_snapshot(hub_cache, repo, seed) / run.strip("/")
+    state = standin_state_dict(arch, derived_seed(seed, "hub", repo, run, arch), dtype)
+    first = _save_training_checkpoint(folder / f"epoch_{numbers[0]}.pt", state, numbers[0],
+                                      f"clipscope-standin-{arch}-seed{seed}")
+    del state
+    out = [first]
+    for k in numbers[1:]:
+        target = folder / f"epoch_{k}.pt"
+        tmp = folder / f".{target.name}.link"
+        tmp.unlink(missing_ok=True)
+        try:
+            os.link(first, tmp)
+        except OSError:  # no hard links here: a copy
+            shutil.copyfile(first, tmp)
+        os.replace(tmp, target)
+        out.append(target)
     return out
 
 
@@ -358,10 +412,11 @@ def standin_env(out: str | os.PathLike) -> dict[str, str]:
             WEIGHTS_ENV: str(out / "weights")}
 
 
-def _key(rows, seed, dtype, epochs, texts) -> dict[str, Any]:
+def _key(rows, seed, dtype, epochs, texts, scaling_epochs) -> dict[str, Any]:
     corpus = default_corpus() + [str(t) for t in (texts or ())]
     return {"format": FORMAT, "models": [r["name"] for r in rows], "seed": int(seed), "dtype": str(dtype),
             "laion_epochs": list(epochs), "laion_arch": LAION_ARCH,
+            "scaling_epochs": list(scaling_epochs), "scaling_run": f"{SCALING_REPO}/{SCALING_RUN}",
             "corpus_sha256": hashlib.sha256(json.dumps(corpus).encode()).hexdigest(),
             "versions": package_versions(VERSIONED)}
 
@@ -386,13 +441,14 @@ def _readme(manifest: dict[str, Any]) -> str:
     lines += ["```", "", "| model | stand-in | file |", "|---|---|---|"]
     lines += [f"| {m['name']} | {m['what']} | `{m['file']}` |" for m in manifest["models"]]
     if manifest["external"]:
-        lines += ["", "LAION scaling-laws epoch stand-ins (progression chapter, `external:`; sample counts nominal):",
-                  ""] + [f"- `{e}`" for e in manifest["external"]]
+        lines += ["", "LAION scaling-laws epoch stand-ins (progression chapter, `external:`; the local files' sample "
+                  "counts are nominal, the `hf://` ones' are the real run's; the `hf://` epochs share one random "
+                  "state, hard-linked):", ""] + [f"- `{e}`" for e in manifest["external"]]
     lines += ["", "SimCSE is not stood in (the book runs without it when it is absent).", ""]
     return "\n".join(lines)
 
 
-def _write_all(tmp: Path, out: Path, rows, seed, dtype, epochs, texts) -> dict[str, Any]:
+def _write_all(tmp: Path, out: Path, rows, seed, dtype, epochs, texts, scaling_epochs) -> dict[str, Any]:
     hub = tmp / "hf" / "hub"
     entries, repos_done = [], set()
     for row in rows:
@@ -414,14 +470,23 @@ def _write_all(tmp: Path, out: Path, rows, seed, dtype, epochs, texts) -> dict[s
     for path in write_epoch_checkpoints(tmp / "laion", LAION_ARCH, epochs, seed, dtype) if epochs else []:
         k = int(path.stem.split("_")[1])
         external.append(f"{k * LAION_SAMPLES_PER_EPOCH}={LAION_ARCH}@{out / path.relative_to(tmp)}")
+    if scaling_epochs:
+        write_hub_checkpoints(hub, scaling_epochs, LAION_ARCH, SCALING_REPO, SCALING_RUN, seed, dtype)
+        external += [f"{k * SCALING_SAMPLES_PER_EPOCH}={hub_checkpoint_name(LAION_ARCH, SCALING_REPO, SCALING_RUN, k)}"
+                     for k in scaling_epochs]
     return {"models": entries, "external": external}
 
 
 def build_standins(out: str | os.PathLike, models: Sequence[str] = PAPER_CLIPS, seed: int = DEFAULT_SEED,
                    texts: Iterable[str] | None = None, dtype: str = "float16",
-                   epochs: Sequence[int] | int = LAION_EPOCHS) -> dict[str, str]:
+                   epochs: Sequence[int] | int = LAION_EPOCHS,
+                   scaling_epochs: Sequence[int] = ()) -> dict[str, str]:
     """Write random-weight stand-ins of the paper's CLIPs ``models`` under ``out`` and return the environment a
     run needs (``HF_HOME``, ``HF_HUB_CACHE``, ``HF_HUB_OFFLINE=1``, ``CLIPSCOPE_WEIGHTS``).
+
+    ``epochs``: LAION epoch stand-ins as local files (``laion/epoch_<k>.pt``); ``scaling_epochs``: the same as the
+    hub files of LAION's scaling-laws run (:func:`write_hub_checkpoints`, one shared random state), listed with
+    the others in the manifest's ``external`` as ``SAMPLES=ViT-B-32@hf://...`` names.
 
     Cached: when ``out/manifest.json`` holds the same key (models, seed, dtype, epochs, tokenizer corpus,
     package versions) nothing is written. Atomic: everything is written into a temporary sibling folder that
@@ -430,9 +495,10 @@ def build_standins(out: str | os.PathLike, models: Sequence[str] = PAPER_CLIPS, 
     out = Path(out).expanduser().resolve()
     rows = _paper_rows(models)  # every name checked before any work
     epochs = tuple(range(1, int(epochs) + 1)) if isinstance(epochs, int) else tuple(int(e) for e in epochs)
+    scaling_epochs = tuple(_epoch_numbers(list(scaling_epochs))) if scaling_epochs else ()
     texts = [str(t) for t in (texts or ())]
     _dtype(dtype)
-    key = _key(rows, seed, dtype, epochs, texts)
+    key = _key(rows, seed, dtype, epochs, texts, scaling_epochs)
     env = standin_env(out)
     manifest = read_manifest(out)
     if manifest and manifest.get("key") == key:
@@ -442,9 +508,10 @@ def build_standins(out: str | os.PathLike, models: Sequence[str] = PAPER_CLIPS, 
                          "be replaced. Name a new or empty folder, or a folder of earlier stand-ins.")
     with atomic_folder(out, overwrite=True) as tmp:
         start = time.perf_counter()
-        written = _write_all(tmp, out, rows, seed, dtype, epochs, texts)
+        written = _write_all(tmp, out, rows, seed, dtype, epochs, texts, scaling_epochs)
+        files = {(st.st_dev, st.st_ino): st.st_size for st in (f.stat() for f in tmp.rglob("*") if f.is_file())}
         manifest = {"key": key, "env": env, "note": STANDIN_NOTE, **written,
-                    "bytes": sum(f.stat().st_size for f in tmp.rglob("*") if f.is_file()),
+                    "bytes": sum(files.values()),  # a hard-linked file once
                     "build_seconds": round(time.perf_counter() - start, 1)}
         (tmp / "STANDINS.md").write_text(_readme(manifest))
         payload = json.dumps(manifest, indent=2).encode()
@@ -488,6 +555,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument("--dtype", default="float16", choices=sorted(_DTYPES))
     parser.add_argument("--epochs", type=int, default=len(LAION_EPOCHS), help="LAION epoch stand-ins (0: none)")
+    parser.add_argument("--scaling-epochs", type=int, nargs="*", default=[], metavar="K",
+                        help=f"epochs of LAION's scaling-laws run to stand in as hub files of {SCALING_REPO} "
+                             "(e.g. 10 20 30 40 50; one shared random state)")
     parser.add_argument("--texts", help="a text file of extra captions for the tokenizers, one a line")
     parser.add_argument("--check", action="store_true",
                         help="then load every model with the environment set and embed 16 images and 16 texts")
@@ -499,7 +569,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     texts = Path(args.texts).read_text().splitlines() if args.texts else None
     start = time.perf_counter()
     try:
-        env = build_standins(args.out, args.models, args.seed, texts, args.dtype, args.epochs)
+        env = build_standins(args.out, args.models, args.seed, texts, args.dtype, args.epochs, args.scaling_epochs)
     except ModelError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

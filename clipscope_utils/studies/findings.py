@@ -234,22 +234,24 @@ def attention(diffs: pd.DataFrame, data: str, variant: str = "last") -> list[Fin
 
 
 # -- origin and progression chapters -----------------------------------------------------------------------------
-def causal(tor_table: pd.DataFrame, data: str) -> list[Finding]:
+def causal(tor_table: pd.DataFrame, data: str, prefix: str = "", headline: bool = True) -> list[Finding]:
     """The book's causal test of paper A's explanation: trained on largest-first captions against shuffled ones,
-    first-position TOR rate (own measure) per object count."""
+    first-position TOR rate (own measure) per object count. ``prefix``: of the order labels (the open_clip_train
+    runs are "open_clip_train: largest_first"); ``headline`` False keeps them out of the introduction's table."""
     t = tor_table[(tor_table.state == "trained") & (tor_table.position == 1)]
     out = []
     counts = sorted(set(t.n_objects))
     for n in counts:
-        lf, sh = _row(t, order="largest_first", n_objects=n), _row(t, order="shuffled", n_objects=n)
+        lf, sh = (_row(t, order=f"{prefix}largest_first", n_objects=n),
+                  _row(t, order=f"{prefix}shuffled", n_objects=n))
         if lf is None or sh is None:
             continue
         verdict = ("reproduced" if lf.ci_low > sh.ci_high else "reversed" if lf.ci_high < sh.ci_low else "not shown")
         out.append(Finding("A-CAUSE", "argued, not tested (§4.3)",
                            f"TOR first-position rate (own), {n} objects, largest-first training vs shuffled "
                            f"({report.fmt(sh.rate, sh.ci_low, sh.ci_high)})", float(lf.rate), float(lf.ci_low),
-                           float(lf.ci_high), int(lf.n), "trained: largest_first (seeds pooled)", data, verdict, "",
-                           n == (4 if 4 in counts else counts[-1])))
+                           float(lf.ci_high), int(lf.n), f"{prefix or 'trained: '}largest_first (seeds pooled)", data,
+                           verdict, "", headline and n == (4 if 4 in counts else counts[-1])))
     return out
 
 

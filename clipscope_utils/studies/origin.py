@@ -150,14 +150,16 @@ def attention_of_runs(runs: Sequence[TrainedModel], scenes: SceneSet, device: st
 
 # -- the progression chapter ----------------------------------------------------------------------------
 def progression(runs: Sequence[TrainedModel], scenes: SceneSet, external: Sequence[tuple[int, str]] = (),
-                device: str = "auto", n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
-    """First-position rate (TOR: first caption object; IOR: the large object) at every checkpoint of every run
-    and of any external checkpoints (``order`` "external"), seeds pooled, with n and intervals."""
-    frames = probe_runs(runs, scenes, which="all", probes=("TOR", "IOR"), device=device)
-    jobs = [(dict(order="external", seed=0, samples=s), name) for s, name in external]
+                device: str = "auto", n_boot: int = 1000, seed: int = 0,
+                checkpoints: Sequence[tuple[dict, str]] = ()) -> pd.DataFrame:
+    """First-position rate (TOR: first caption object; IOR: the large object) at every checkpoint of every run,
+    of any external checkpoints (``order`` "external") and of tagged ``checkpoints`` (``(tags, model name)``,
+    e.g. the open_clip_train runs of :func:`laion.causal_jobs`), seeds pooled, with n and intervals."""
+    parts = [probe_runs(runs, scenes, which="all", probes=("TOR", "IOR"), device=device)] if runs else []
+    jobs = [(dict(order="external", seed=0, samples=s), name) for s, name in external] + list(checkpoints)
     if jobs:
-        frames = pd.concat([frames, probe_checkpoints(jobs, scenes, probes=("TOR", "IOR"), device=device)],
-                           ignore_index=True)
+        parts.append(probe_checkpoints(jobs, scenes, probes=("TOR", "IOR"), device=device))
+    frames = pd.concat(parts, ignore_index=True)
     prog = report.retrieval_table(frames[frames.probe.isin(["TOR", "IOR"])], by=("probe", "order", "samples"),
                                   n_boot=n_boot, seed=seed)
     return prog[prog.position == 1]
