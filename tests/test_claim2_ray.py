@@ -1,7 +1,8 @@
 """Claim 2 over shards (``studies/claim2_ray``): the same records on one core and on Ray, against the known truth of
 generated scenes, resumable shard by shard, checked before any work.
 
-Ray starts once for the module (a few seconds) and runs two pipelines; everything else runs the plain loop.
+Ray starts once for the module (a few seconds) and runs two pipelines; everything else runs the plain loop, or Ray's
+stages and its driver's writer in this process.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import io
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
@@ -195,37 +198,107 @@ def test_an_out_folder_of_another_configuration_is_refused(shards, tmp_path) -> 
 
 
 # -- Ray ------------------------------------------------------------------------------------------
-def test_ray_resumes_a_local_run_with_the_same_records_and_prints_nothing(shards, clean, tmp_path, ray_cluster,
-                                                                          capfd) -> None:
+def test_ray_stops_at_a_failed_shard_keeps_the_written_ones_resumes_and_prints_nothing(shards, clean, tmp_path,
+                                                                                     ray_cluster, capfd) -> None:
+    job = c2.Claim2Job(shards[0].parent, out=str(tmp_path / "out"))
+    poison = shard_texts(shards[1]) - shard_texts(shards[0]) - shard_texts(shards[2])
+    assert poison
+    with pytest.raises(Exception, match="injected fault") as e:  # Ray's error around it; one extraction actor: most
+        c2.run_ray(job, extractor_factory=failing_on(poison), extract_workers=1)  # of the time here is its start-up
+    assert any("run again to resume" in n for n in e.value.__notes__)
+    done = files(tmp_path / "out")
+    assert "00001" not in {n[:5] for n in done}  # the failed shard left no file
+    assert not list((tmp_path / "out" / "records").glob(".*"))  # and no temporary either
+    for name in done:  # every file written is its shard's complete records
+        part = c2.tidy(pq.read_table(tmp_path / "out" / "records" / name))
+        same(part, clean[clean.shard == name[:5]].reset_index(drop=True))
+    capfd.readouterr()
+    got = c2.run_ray(job, extract_workers=1)
+    assert capfd.readouterr() == ("", "")
+    same(got, clean)
+    now = files(tmp_path / "out")
+    assert len(now) == 3 and now.items() >= done.items()  # the finished shards were not redone
+
+
+def test_ray_resumes_a_local_run_with_the_same_records(shards, clean, tmp_path, ray_cluster) -> None:
     job = c2.Claim2Job(shards[0].parent, out=str(tmp_path / "out"))
     with pytest.raises(RuntimeError):
         c2.run_local(job, extractor_factory=failing_on(shard_texts(shards[1]) - shard_texts(shards[0])))
     done = files(tmp_path / "out")
-    capfd.readouterr()
-    got = c2.run_ray(job, extract_workers=1)  # one extraction actor: its start-up is most of the time here
-    out, err = capfd.readouterr()
-    assert (out, err) == ("", "")
-    same(got, clean)
+    same(c2.run_ray(job, extract_workers=1), clean)
     now = files(tmp_path / "out")
     assert len(now) == 3 and now.items() >= done.items()  # the finished shard was not redone
 
 
-def test_a_failed_round_keeps_the_rounds_before_it(shards, clean, tmp_path) -> None:
-    job = c2.Claim2Job(shards[0].parent, out=str(tmp_path / "out"), shards_per_round=2)
+def ray_blocks(shards, job: c2.Claim2Job, plan: c2.RayPlan) -> list[pa.Table]:
+    """What Ray's actor stages of ``plan`` give for the shards, run in this process: one block per shard."""
+    stages = [c2.ArrowStage(build, columns) for build, columns in c2.ray_stages(job, plan)]
+    out = []
+    for path in shards:
+        block = pa.table({"path": [str(path)]})
+        for stage in stages:
+            block = stage(block.to_pandas())
+        out.append(block)
+    return out
+
+
+@pytest.mark.parametrize("area_workers", [0, 1])  # sidecar areas in the extraction actors; a detector's own pool
+def test_ray_stages_carry_each_shards_row_count_to_the_writer(shards, clean, tmp_path, area_workers) -> None:
+    job = c2.Claim2Job(shards[0].parent, out=str(tmp_path / "out"))
+    blocks = ray_blocks(shards, job, c2.RayPlan(2, 0.0, area_workers, 0.0, 0.0))
+    assert [b.column_names for b in blocks] == [c2.RECORD_COLUMNS + [c2.SHARD_ROWS]] * 3
+    assert [set(b.column(c2.SHARD_ROWS).to_pylist()) for b in blocks] == [{11}, {11}, {10}]
     folder, todo = c2.pending(job)
-    plain = c2.local_pipeline(job)
+    writer = c2.ShardWriter(folder, job, todo)
+    for b in blocks:
+        writer.add(b)
+    writer.finish()
+    same(c2.records(job), clean)
 
-    def pipeline(paths):  # the round loop both runners share, with a pipeline that dies in round 2
-        if "00002" in [p.stem for p in paths]:
-            raise ConnectionError("worker lost")
-        yield from plain(paths)
 
-    with pytest.raises(ConnectionError, match="worker lost") as e:
-        c2.run_rounds(job, folder, todo, job.shards_per_round, pipeline)
-    assert "round 2 of 2" in e.value.__notes__[0] and "run again to resume" in e.value.__notes__[0]
-    assert sorted(n[:5] for n in files(tmp_path / "out")) == ["00000", "00001"]
-    same(c2.records(job), clean[clean.shard != "00002"].reset_index(drop=True))
+def test_the_writer_writes_each_shard_when_its_last_row_arrives_and_nothing_partial(shards, clean,
+                                                                                      tmp_path) -> None:
+    job = c2.Claim2Job(shards[0].parent, out=str(tmp_path / "out"))
+    blocks = ray_blocks(shards, job, c2.RayPlan(2, 0.0, 0, 0.0, 0.0))
+    # Ray's order: pieces of any shards, mixed in one block, rows of a shard in any order
+    arrivals = [blocks[1].slice(0, 4), pa.concat_tables([blocks[0].slice(6), blocks[1].slice(8)]),
+                blocks[0].slice(0, 6).take([5, 3, 1, 0, 2, 4]), blocks[1].slice(4, 4)]
+    folder, todo = c2.pending(job)
+    writer = c2.ShardWriter(folder, job, todo)
+    written = []
+    for batch in arrivals:
+        writer.add(batch)
+        written.append(sorted(n[:5] for n in files(tmp_path / "out")))
+    assert written == [[], [], ["00000"], ["00000", "00001"]]
+    assert not writer.parts and writer.written == {"00000", "00001"}
+    with pytest.raises(RuntimeError, match="after its file was written"):
+        writer.add(blocks[0].slice(0, 1))  # a row twice
+    writer.add(blocks[2].slice(0, 5))  # a run killed here leaves shard 00002 without a file
     assert [p.stem for p in c2.pending(job)[1]] == ["00002"]
+    same(c2.records(job), clean[clean.shard != "00002"].reset_index(drop=True))
+    with pytest.raises(RuntimeError, match="incomplete"):
+        writer.finish()
+    # rows counted twice within a shard are caught before its file is written
+    job2 = c2.Claim2Job([shards[2]], out=str(tmp_path / "twice"))
+    folder, todo = c2.pending(job2)
+    writer = c2.ShardWriter(folder, job2, todo)
+    with pytest.raises(RuntimeError, match="once each"):
+        writer.add(pa.concat_tables([blocks[2].slice(0, 5), blocks[2].slice(0, 5)]))
+    assert not files(tmp_path / "twice")
+
+
+def test_a_shard_without_samples_gets_an_empty_file(tmp_path) -> None:
+    seg = pd.DataFrame(columns=SEGMENT_COLUMNS)
+    write_shard(tmp_path / "shards" / "00000.tar", [], seg)
+    job = c2.Claim2Job(tmp_path / "shards", out=str(tmp_path / "out"))
+    assert ray_blocks([tmp_path / "shards" / "00000.tar"], job, c2.RayPlan(1, 0.0, 0, 0.0, 0.0))[0].num_rows == 0
+    folder, todo = c2.pending(job)
+    writer = c2.ShardWriter(folder, job, todo)
+    writer.finish()  # no rows came: the shard is done
+    assert list(files(tmp_path / "out"))[0].startswith("00000-") and c2.pending(job)[1] == []
+    assert c2.records(job).empty and list(c2.records(job).columns) == c2.RECORD_COLUMNS
+    local = c2.Claim2Job(tmp_path / "shards", out=str(tmp_path / "local"))
+    assert c2.run_local(local).empty and c2.pending(local)[1] == []
 
 
 # -- parquet shards, sidecars, detectors, checks -----------------------------------------------------
@@ -252,8 +325,6 @@ def test_jobs_are_checked_before_any_work(shards, tmp_path) -> None:
         c2.run_local(c2.Claim2Job([str(shards[0]), str(tmp_path / "00009.tar")], out=str(tmp_path / "o")))
     with pytest.raises(ValueError, match="extractor_factory"):
         c2.run_local(c2.Claim2Job(folder, extractor="llm:llama3", out=str(tmp_path / "o")))
-    with pytest.raises(ValueError, match="shards_per_round"):
-        c2.run_local(c2.Claim2Job(folder, shards_per_round=-1, out=str(tmp_path / "o")))
     (tmp_path / "owl").mkdir()
     pd.DataFrame({"key": ["a"], "caption": ["a dog"]}).to_parquet(tmp_path / "00000.parquet")
     with pytest.raises(DatasetError, match="without images"):
@@ -266,9 +337,9 @@ def test_ray_plans_resources_per_stage(shards, tmp_path) -> None:
     sidecar = c2.Claim2Job(shards[0].parent)
     (tmp_path / "owl").mkdir()
     detector = c2.Claim2Job(shards[0].parent, area_source=f"detector:{tmp_path / 'owl'}")
-    assert c2.ray_plan(sidecar, cpus=8, gpus=0) == c2.RayPlan(8, 0.0, 1, 0.0, 0.0, 4)  # sidecars: light, 0 CPUs
-    assert c2.ray_plan(detector, cpus=8, gpus=0) == c2.RayPlan(7, 0.0, 1, 1.0, 0.0, 4)  # detector on one CPU
-    assert c2.ray_plan(detector, cpus=8, gpus=2, num_gpus=2) == c2.RayPlan(8, 0.0, 2, 0.0, 1.0, 4)  # one per GPU
+    assert c2.ray_plan(sidecar, cpus=8, gpus=0) == c2.RayPlan(8, 0.0, 0, 0.0, 0.0)  # sidecars: in the extractors
+    assert c2.ray_plan(detector, cpus=8, gpus=0) == c2.RayPlan(7, 0.0, 1, 1.0, 0.0)  # detector on one CPU
+    assert c2.ray_plan(detector, cpus=8, gpus=2, num_gpus=2) == c2.RayPlan(8, 0.0, 2, 0.0, 1.0)  # one per GPU
     assert c2.ray_plan(detector, cpus=8, gpus=1, num_gpus=0.5).area_gpus == 0.5
     with pytest.raises(ValueError, match="num_gpus=1 but the Ray cluster has 0 GPU"):
         c2.ray_plan(detector, cpus=8, gpus=0, num_gpus=1)

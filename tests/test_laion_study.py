@@ -230,7 +230,7 @@ def test_causal_runs_reorder_train_and_tabulate(shards, tmp_path, monkeypatch) -
                               source=str(shards[0].parent), seed=0)
     runs = laion.causal_runs(cfg, {})  # a source is given: the pretraining block is not needed
     assert [r.order for r in runs] == list(ORDERS) and [r.label for r in fake.runs] == list(ORDERS)
-    assert all(r.source == shards[0] for r in runs)
+    assert all(r.sources == list(shards) for r in runs)
     for r, order in zip(fake.runs, ORDERS):
         assert r.shards == tuple(str(p.resolve()) for p in laion.reordered(shards, order)[0])
 

@@ -32,7 +32,7 @@ vocabulary, synonyms, code version), never of the shard list, so more shards ext
 Both runners write a shard's file as soon as the shard is done, so a killed run keeps every shard written
 before it (and never a partial one). :func:`run_local` is the plain loop, shard after shard. :func:`run_ray` runs
 every pending shard through one streaming Ray Data execution (its actors start once: seconds of imports and
-spaCy); the read stage tags each row with its shard's row count (:data:`SHARD_ROWS`), so the driver
+spaCy); each row read carries its shard's row count (:data:`SHARD_ROWS`), so the driver
 (:class:`ShardWriter`) writes a shard when its last row arrives and holds only the records of shards still in
 flight: a few hundred bytes a caption. Shard ids hash every shard's bytes once (``paths.file_sha256``
 remembers the hash of files of 16 MB and more per path, size and mtime).
@@ -69,7 +69,9 @@ from tqdm.auto import tqdm
 from ..datasets.coco import SYNONYMS_FILE, normalise
 from ..datasets.shards import SEGMENTS_SUFFIX, list_shards, read_segments, read_shard, segments_path, shard_stem
 from ..datasets.tables import DatasetError
+from ..device import pick_device
 from ..paths import atomic_write, cache_dir, content_id, file_sha256
+from ..versions import package_versions
 from . import caption_order
 from .caption_order import (
     DEFAULT_SPACY_MODEL,
@@ -87,9 +89,7 @@ CLAIM2_VERSION = 1  # bump when the records of an unchanged configuration would 
 AREA_SOURCES = ("sidecar", "detector:<folder>")
 EXTRACTORS = ("scenegraph", "scenegraph:<spaCy model>", "classnames", "<any name> with extractor_factory")
 DEFAULT_WEB_TEMPLATE = "web"
-EXTRACT_BATCH = 64
 DETECT_BATCH = 8
-READ_CHUNK = 4 * EXTRACT_BATCH  # rows per block of Ray's read stage: a shard's work spreads over the extractors
 READ_COLUMNS = ["shard", "path", "index", "image_id", "template", "text"]
 SHARD_ROWS = "shard_rows"  # Ray only: each row carries its shard's row count, so the driver knows when it is done
 EXTRACT_COLUMNS = ["extracted", "lemmas", "seconds"]
@@ -118,6 +118,8 @@ RECORD_SCHEMA = schema(RECORD_COLUMNS)
 
 def to_arrow(frame: pd.DataFrame, columns: Sequence[str]) -> pa.Table:
     """A stage's frame as an Arrow table of its fixed schema (list cells may be lists or arrays)."""
+    if frame.empty:  # pandas gives an empty column no type Arrow could convert to a list
+        return schema(columns).empty_table()
     table = pa.Table.from_pandas(frame[list(columns)], schema=schema(columns), preserve_index=False)
     return table.replace_schema_metadata(None)  # no pandas dtypes recorded: files and Ray blocks read back alike
 
@@ -231,8 +233,6 @@ def check_job(job: Claim2Job, extractor_factory: Callable[[], Extractor] | None 
 
 
 def _extractor_versions(name: str) -> dict[str, str]:
-    from ..versions import package_versions  # the driver's only: it imports torch, which workers need not load
-
     if name.startswith("scenegraph"):
         model = name.partition(":")[2] or DEFAULT_SPACY_MODEL
         return package_versions(["spacy", "scenegraphparser", model])
@@ -244,8 +244,6 @@ def job_config(job: Claim2Job) -> dict:
     folder = job.detector_folder
     areas: object = "sidecar"
     if folder is not None:
-        from ..versions import package_versions
-
         areas = {"detector": str(folder.resolve()), "weights": content_id(folder),
                  "threshold": float(job.detector_threshold), **package_versions(["transformers"])}
     return {"claim2": CLAIM2_VERSION, "extractor": job.extractor,
@@ -483,8 +481,6 @@ class HFDetector:
         from transformers import AutoModelForZeroShotObjectDetection, AutoProcessor
         from transformers.utils import logging as hf_logging
 
-        from ..device import pick_device
-
         self.torch = torch
         self.device = pick_device(device)
         bars, level = hf_logging.is_progress_bar_enabled(), hf_logging.get_verbosity()
@@ -586,13 +582,13 @@ class AreaStage:
 
 
 def position_stage(batch: pd.DataFrame) -> pd.DataFrame:
-    """Position: the records (:data:`RECORD_COLUMNS`): counts, and the largest object's 1-based ``position`` among
-    the matched ones with ``n_tied`` (both 0 under two matched objects)."""
+    """Position: the records (:data:`RECORD_COLUMNS`, and :data:`SHARD_ROWS` on Ray): counts, and the largest
+    object's 1-based ``position`` among the matched ones with ``n_tied`` (both 0 under two matched objects)."""
     pos = [largest_position(list(a)) if len(a) >= 2 else (0, 0) for a in batch["areas"]]
     out = batch.assign(n_extracted=[len(e) for e in batch["extracted"]],
                        n_mentioned=[len(c) for c in batch["classes"]],
                        position=[p for p, _ in pos], n_tied=[k for _, k in pos])
-    return out[RECORD_COLUMNS]
+    return out[RECORD_COLUMNS + ([SHARD_ROWS] if SHARD_ROWS in out.columns else [])]  # Ray's rows keep their count
 
 
 class RecordStage:
@@ -605,36 +601,44 @@ class RecordStage:
         return position_stage(self.areas(batch))
 
 
+class StageChain:
+    """Stages built once in one worker (``builds``: their factories), each batch through one after the other:
+    the plain loop's extraction and records, and Ray's extraction actors when areas come from sidecars."""
+
+    def __init__(self, *builds: Callable[[], Callable]):
+        self.stages = [build() for build in builds]
+
+    def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
+        for stage in self.stages:
+            batch = stage(batch)
+        return batch
+
+
 class ArrowStage:
     """A stage built once per Ray worker, its output as an Arrow table of fixed columns (so that Ray's blocks
-    agree on types even when a batch is empty or all its lists are); ``carry``: input columns passed on as they
-    are (every stage keeps its rows and their order)."""
+    agree on types even when a batch is empty or all its lists are)."""
 
-    def __init__(self, build: Callable[[], Callable], columns: Sequence[str], carry: Sequence[str] = ()):
+    def __init__(self, build: Callable[[], Callable], columns: Sequence[str]):
         self.stage = build()
         self.columns = list(columns)
-        self.carry = list(carry)
 
     def __call__(self, batch: pd.DataFrame) -> pa.Table:
-        out = self.stage(batch)
-        if len(out) != len(batch):
-            raise RuntimeError(f"{type(self.stage).__name__} returned {len(out)} rows for {len(batch)}")
-        table = to_arrow(out, self.columns)
-        for c in self.carry:
-            table = table.append_column(pa.field(c, _TYPES[c]), pa.array(batch[c].to_numpy(), _TYPES[c]))
-        return table
+        return to_arrow(self.stage(batch), self.columns)
 
 
-def read_batch(batch: dict, images: bool = False) -> Iterator[pa.Table]:
-    """Ray's read task: the rows of every shard path in the batch, in blocks of :data:`READ_CHUNK` rows (so that
-    one shard feeds every extractor), each row with its shard's row count (:data:`SHARD_ROWS`)."""
-    columns = READ_COLUMNS + (["image"] if images else [])
-    for path in batch["path"]:
-        rows = to_arrow(read_stage(path, images), columns)
-        rows = rows.append_column(pa.field(SHARD_ROWS, pa.int64()), pa.array([rows.num_rows] * rows.num_rows,
-                                                                            pa.int64()))
-        for start in range(0, rows.num_rows, READ_CHUNK):
-            yield rows.slice(start, READ_CHUNK)
+class ShardReader:
+    """Read, as the first stage of Ray's extraction actors: each shard path of the batch (column ``path``) -> its
+    rows (:func:`read_stage`), each with its shard's row count (:data:`SHARD_ROWS`: the driver's sign that a
+    shard is complete)."""
+
+    def __init__(self, images: bool = False):
+        self.images = images
+
+    def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
+        frames = [read_stage(p, self.images) for p in batch["path"]]
+        if not frames:
+            return pd.DataFrame(columns=READ_COLUMNS + (["image"] if self.images else []) + [SHARD_ROWS])
+        return pd.concat([f.assign(**{SHARD_ROWS: len(f)}) for f in frames], ignore_index=True)
 
 
 # -- runners --------------------------------------------------------------------------------------
@@ -652,11 +656,11 @@ def run_local(job: Claim2Job, extractor_factory: Callable[[], Extractor] | None 
     raises its error, noting the shards kept before it."""
     folder, todo = pending(job, extractor_factory)
     if todo:  # the extractor and area source are built once, and only when there is work
-        extract = ExtractStage(extractor_factory or extractor_factory_of(job))
-        finish = RecordStage(area_factory_of(job))
+        stages = StageChain(functools.partial(ExtractStage, extractor_factory or extractor_factory_of(job)),
+                            functools.partial(RecordStage, area_factory_of(job)))
     for n, path in enumerate(tqdm(todo, desc="shards", disable=not progress)):
         try:
-            rows = finish(extract(read_stage(path, job.needs_images)))
+            rows = stages(read_stage(path, job.needs_images))
         except Exception as e:
             e.add_note(f"Claim 2: shard {path} failed; the {n} shard(s) done before it are kept in "
                        f"{folder / 'records'}: run again to resume")
@@ -756,21 +760,20 @@ def ray_session(address: str | None = None, num_cpus: int | None = None, num_gpu
 
 @dataclass(frozen=True)
 class RayPlan:
-    """Workers and resources of each Ray stage."""
+    """Workers and resources of each Ray stage; ``area_workers`` 0: the extraction actors compute the areas."""
 
     extract_workers: int
     extract_gpus: float
     area_workers: int
     area_cpus: float
     area_gpus: float
-    read_tasks: int
 
 
 def ray_plan(job: Claim2Job, cpus: float, gpus: float, num_gpus: float = 0, extract_workers: int | None = None,
              extract_gpus: float = 0) -> RayPlan:
     """Resources per stage on a cluster of ``cpus``/``gpus``: the detector on ``num_gpus`` GPUs (one actor per
     GPU, a fraction of one below one) or on one CPU; extraction on the remaining CPUs (or ``extract_workers``);
-    reading and sidecar areas are light (0 CPUs declared, one sidecar worker per 32 CPUs)."""
+    the extraction actors read their shards and, sidecar areas being light, compute those too."""
     if num_gpus < 0 or extract_gpus < 0:
         raise ValueError("num_gpus and extract_gpus must be >= 0")
     if num_gpus > gpus + 1e-9:
@@ -780,7 +783,7 @@ def ray_plan(job: Claim2Job, cpus: float, gpus: float, num_gpus: float = 0, extr
         area_gpus = min(1.0, float(num_gpus))
         area_cpus = 0.0 if num_gpus else 1.0
     else:
-        area_workers, area_gpus, area_cpus = max(1, int(cpus) // 32), 0.0, 0.0
+        area_workers, area_gpus, area_cpus = 0, 0.0, 0.0
     if extract_workers is None:
         extract_workers = max(1, int(cpus - area_cpus * area_workers))
     if isinstance(extract_workers, bool) or not isinstance(extract_workers, int) or extract_workers < 1:
@@ -792,34 +795,44 @@ def ray_plan(job: Claim2Job, cpus: float, gpus: float, num_gpus: float = 0, extr
         raise ValueError(f"{extract_workers} extraction worker(s) x extract_gpus={extract_gpus:g} and the detector's "
                          f"{area_gpus * area_workers:g} GPU(s) need more than the Ray cluster's {gpus:g} GPUs (a local "
                          "Ray gets num_gpus GPUs)")
-    return RayPlan(extract_workers, float(extract_gpus), area_workers, area_cpus, area_gpus, max(1, int(cpus) // 2))
+    return RayPlan(extract_workers, float(extract_gpus), area_workers, area_cpus, area_gpus)
+
+
+def ray_stages(job: Claim2Job, plan: RayPlan,
+               extractor_factory: Callable[[], Extractor] | None = None) -> list[tuple[Callable, list[str]]]:
+    """Ray's actor stages in order, each as (factory of the stage, its output columns): the extraction actors read
+    a shard, extract its mentions and under "sidecar" finish its records (areas and position: light, and one hop
+    less); under a detector a second stage finishes them. Every row carries :data:`SHARD_ROWS`."""
+    read = functools.partial(ShardReader, job.needs_images)
+    extract = functools.partial(ExtractStage, extractor_factory or extractor_factory_of(job))
+    finish = functools.partial(RecordStage, area_factory_of(job))
+    records_out = RECORD_COLUMNS + [SHARD_ROWS]
+    if not plan.area_workers:
+        return [(functools.partial(StageChain, read, extract, finish), records_out)]
+    read_columns = READ_COLUMNS + (["image"] if job.needs_images else [])
+    return [(functools.partial(StageChain, read, extract), read_columns + [SHARD_ROWS] + EXTRACT_COLUMNS),
+            (finish, records_out)]
 
 
 def ray_dataset(paths: Sequence[Path], job: Claim2Job, plan: RayPlan,
                 extractor_factory: Callable[[], Extractor] | None = None):
     """The stages over ``paths`` as a lazy Ray Dataset of records (:data:`RECORD_COLUMNS` and :data:`SHARD_ROWS`):
-    read tasks (blocks of :data:`READ_CHUNK` rows), an actor pool of extractors, an actor pool of area sources
-    (areas and position)."""
+    :func:`ray_stages` as actor pools, the extraction actors taking one shard path a call (reading it is a small
+    part of its work, and a separate read stage would start one more worker that imports this package)."""
     import ray.data
 
-    images = job.needs_images
-    read_columns = READ_COLUMNS + (["image"] if images else [])
-    extract = functools.partial(ExtractStage, extractor_factory or extractor_factory_of(job))
-    finish = functools.partial(RecordStage, area_factory_of(job))
-    carry = (SHARD_ROWS,)
+    (first, columns), *detector = ray_stages(job, plan, extractor_factory)
+    actors = dict(batch_format="pandas", max_restarts=0)  # no actor restarts: a failed run is resumed instead
     ds = ray.data.from_items([{"path": str(p)} for p in paths], override_num_blocks=len(paths))
-    with warnings.catch_warnings():  # max_restarts=0: no actor restarts (a failed run is resumed instead), which
-        warnings.filterwarnings("ignore", message=".*ray_remote_args.*deprecated")  # also keeps Ray's C++ log quiet
-        ds = ds.map_batches(read_batch, fn_kwargs={"images": images}, batch_size=1, batch_format="numpy",
-                            num_cpus=0, compute=ray.data.TaskPoolStrategy(size=plan.read_tasks))
-        ds = ds.map_batches(ArrowStage, fn_constructor_args=(extract, read_columns + EXTRACT_COLUMNS, carry),
-                            batch_size=EXTRACT_BATCH, batch_format="pandas", num_cpus=1,
+    with warnings.catch_warnings():  # max_restarts as a remote arg is deprecated; it also keeps Ray's C++ log quiet
+        warnings.filterwarnings("ignore", message=".*ray_remote_args.*deprecated")
+        ds = ds.map_batches(ArrowStage, fn_constructor_args=(first, columns), batch_size=1, num_cpus=1,
                             num_gpus=plan.extract_gpus or None,
-                            compute=ray.data.ActorPoolStrategy(size=plan.extract_workers), max_restarts=0)
-        ds = ds.map_batches(ArrowStage, fn_constructor_args=(finish, RECORD_COLUMNS, carry),
-                            batch_size=DETECT_BATCH if images else EXTRACT_BATCH, batch_format="pandas",
-                            num_cpus=plan.area_cpus, num_gpus=plan.area_gpus or None,
-                            compute=ray.data.ActorPoolStrategy(size=plan.area_workers), max_restarts=0)
+                            compute=ray.data.ActorPoolStrategy(size=plan.extract_workers), **actors)
+        for build, columns in detector:
+            ds = ds.map_batches(ArrowStage, fn_constructor_args=(build, columns), batch_size=DETECT_BATCH,
+                                num_cpus=plan.area_cpus, num_gpus=plan.area_gpus or None,
+                                compute=ray.data.ActorPoolStrategy(size=plan.area_workers), **actors)
     return ds
 
 

@@ -81,14 +81,15 @@ def claim2_job(source, area_source: str = "sidecar") -> claim2_ray.Claim2Job:
 
 
 def claim2_at_scale(job: claim2_ray.Claim2Job, engine: str = "ray", ray_address: str = "", ray_cpus: int = 0,
-                    source_label: str = "", n_boot: int = 1000, seed: int = 0) -> Claim2AtScale:
+                    source_label: str = "", n_boot: int = 1000, seed: int = 0, ray_gpus: float = 0) -> Claim2AtScale:
     """Run the Claim 2 pipeline (``engine`` "ray": Ray Data, on a cluster when ``ray_address`` is given, else on
-    this machine's ``ray_cpus`` cores, 0 = all; "local": one process), then Fig. 4b's tables."""
+    this machine's ``ray_cpus`` cores, 0 = all, the detector on ``ray_gpus`` GPUs; "local": one process), then
+    Fig. 4b's tables."""
     if engine not in ENGINES:
         raise ValueError(f"claim2_engine must be one of {ENGINES}, got {engine!r}")
     t0 = time.perf_counter()
     if engine == "ray":
-        records = claim2_ray.run_ray(job, address=ray_address or None, num_cpus=ray_cpus or None)
+        records = claim2_ray.run_ray(job, address=ray_address or None, num_cpus=ray_cpus or None, num_gpus=ray_gpus)
     else:
         records = claim2_ray.run_local(job)
     seconds = time.perf_counter() - t0
@@ -216,7 +217,7 @@ class CausalRun:
     order: str
     report: ReorderReport
     result: OpenClipResult
-    source: Path  # the first source shard, before rewriting
+    sources: list[Path]  # the shards before rewriting, in the order of the run's shards
 
 
 def causal_runs(cfg: CausalAtScale, pretraining: Mapping, progress: bool = False) -> list[CausalRun]:
@@ -230,7 +231,7 @@ def causal_runs(cfg: CausalAtScale, pretraining: Mapping, progress: bool = False
             result = train_openclip(cfg.run(shards, order), progress=progress)
         except TrainingError as e:
             raise TrainingError(f"open_clip_train on the {order} captions: {e}") from None
-        runs.append(CausalRun(order, report, result, source[0]))
+        runs.append(CausalRun(order, report, result, list(source)))
     return runs
 
 
@@ -255,13 +256,15 @@ def reorder_table(runs: Sequence[CausalRun]) -> pd.DataFrame:
 
 
 def example_captions(runs: Sequence[CausalRun], k: int = 4) -> pd.DataFrame:
-    """``k`` captions of the first shard that some policy rewrote, as written and under every policy, side by
-    side (the longest first)."""
+    """The first ``k`` captions (in shard order) that some policy rewrote, as written and under every policy, side
+    by side."""
     if not runs:
         return pd.DataFrame()
-    per = {"as written": {s.key: s.caption for s in read_shard(runs[0].source)}}
-    per.update({r.order: {s.key: s.caption for s in read_shard(r.result.run.shards[0])} for r in runs})
-    written = per["as written"]
-    changed = sorted((key for key in written if len({c[key] for c in per.values()}) > 1),
-                     key=lambda key: -len(written[key]))
-    return pd.DataFrame({name: [c[key] for key in changed[:k]] for name, c in per.items()})
+    pairs = [(source, [Path(r.result.run.shards[i]) for r in runs]) for i, source in enumerate(runs[0].sources)]
+    rows = []
+    for source, rewritten in pairs:
+        per = [{s.key: s.caption for s in read_shard(p)} for p in [source, *rewritten]]
+        rows += [[c[key] for c in per] for key in per[0] if len({c[key] for c in per}) > 1]
+        if len(rows) >= k:
+            break
+    return pd.DataFrame(rows[:k], columns=["as written", *(r.order for r in runs)])

@@ -21,9 +21,9 @@ mode, not ``--dataset-resampled``:
   data ends its epoch at once while the others wait in an all-reduce), is checked here before any process
   starts (:func:`check_shards`), from the shards' member lists.
 
-What is not fixed by the config: the order of samples inside webdataset's shuffle buffer (``wds.shuffle`` seeds
-itself from the clock), so two runs of one config see the same samples per process and epoch in another order
-and end with weights that differ by training noise; the cache keeps the first.
+The order of samples inside webdataset's shuffle buffer is seeded too (``wds.shuffle`` would seed itself from
+the clock; :mod:`.openclip_main` gives it ``--seed`` and the rank), so a run is a pure function of its config and
+shards: two runs of one config end with the same weights (tested).
 
 A run lives in ``<cache>/openclip/<label>-<key>/``: ``run.json`` (the config), ``args.json`` (the exact
 ``open_clip_train`` arguments), ``train.log`` (every process's output), ``logs/run/`` (``open_clip_train``'s own
