@@ -28,6 +28,7 @@ from clipscope_utils.datasets.shards import (
 from clipscope_utils.datasets.tables import DatasetError
 from clipscope_utils.studies import claim2_ray as c2
 from clipscope_utils.studies.caption_order import Mention, SceneGraphExtractor
+from clipscope_utils.studies.reorder import reorder_shards
 
 TIMING = ["seconds"]  # the one column two runs may differ in
 
@@ -451,3 +452,15 @@ def test_sidecar_areas_count_absent_unknown_and_missing_areas(tmp_path) -> None:
     assert c2.SidecarAreas()(str(path), "k1", None, mentions) == c2.Matched(["dog"], [80.0], 1, 1, 1)
     # a vocabulary beyond the shard's classes: "zebra" is known (absent), not unknown
     assert c2.SidecarAreas(("dog", "zebra"))(str(path), "k2", None, [Mention("zebra")]) == c2.Matched([], [], 0, 1, 0)
+
+
+def test_caption_rewriting_on_ray_writes_what_the_local_engine_writes(shards, ray_cluster, tmp_path) -> None:
+    """The reordering step of the causal experiment at scale as one Ray task per shard (the running session is
+    reused): byte for byte the local engine's shards, and the same counts."""
+    local = reorder_shards(shards, tmp_path / "local", "largest_last", seed=3)
+    on_ray = reorder_shards(shards, tmp_path / "ray", "largest_last", seed=3, engine="ray")
+    assert (on_ray.captions, on_ray.rewritten, on_ray.unchanged_fewer_than_2) == \
+        (local.captions, local.rewritten, local.unchanged_fewer_than_2)
+    assert local.rewritten > 0
+    for a, b in zip(local.shards, on_ray.shards):
+        assert a.name == b.name and a.read_bytes() == b.read_bytes()

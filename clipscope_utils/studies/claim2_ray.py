@@ -292,18 +292,28 @@ def _open_folder(job: Claim2Job) -> Path:
     return folder
 
 
-def write_records(folder: Path, path: Path, job: Claim2Job, shard_records: pa.Table) -> Path:
-    """One shard's records (:data:`RECORD_COLUMNS`), sorted by key, written atomically; an older file of the same
-    stem is removed."""
+def old_records(folder: Path) -> dict[str, list[Path]]:
+    """The record files in ``<folder>/records`` by shard stem: one listing of the folder for a whole run."""
+    out: dict[str, list[Path]] = {}
+    with contextlib.suppress(FileNotFoundError):
+        for entry in os.scandir(Path(folder) / "records"):
+            m = _RECORD_FILE.match(entry.name)
+            if m:
+                out.setdefault(m["stem"], []).append(Path(entry.path))
+    return out
+
+
+def write_records(folder: Path, path: Path, job: Claim2Job, shard_records: pa.Table,
+                  old: Sequence[Path] | None = None) -> Path:
+    """One shard's records (:data:`RECORD_COLUMNS`), sorted by key, written atomically; then the shard's older
+    files (of another shard id) are removed: ``old``, as :func:`old_records` found them, else looked up."""
     out = record_path(folder, path, job)
     table = shard_records.select(RECORD_COLUMNS).replace_schema_metadata(None).cast(RECORD_SCHEMA)
     table = table.sort_by([("image_id", "ascending"), ("index", "ascending")])
     atomic_write(out, lambda f: pq.write_table(table, f))
-    stem = shard_stem(path)
-    for old in out.parent.glob(f"{stem}-*.parquet"):
-        m = _RECORD_FILE.match(old.name)
-        if old != out and m and m["stem"] == stem:
-            old.unlink(missing_ok=True)
+    for f in old_records(folder).get(shard_stem(path), []) if old is None else old:
+        if f != out:
+            f.unlink(missing_ok=True)
     return out
 
 
@@ -658,6 +668,7 @@ def run_local(job: Claim2Job, extractor_factory: Callable[[], Extractor] | None 
     if todo:  # the extractor and area source are built once, and only when there is work
         stages = StageChain(functools.partial(ExtractStage, extractor_factory or extractor_factory_of(job)),
                             functools.partial(RecordStage, area_factory_of(job)))
+        old = old_records(folder)
     for n, path in enumerate(tqdm(todo, desc="shards", disable=not progress)):
         try:
             rows = stages(read_stage(path, job.needs_images))
@@ -665,7 +676,7 @@ def run_local(job: Claim2Job, extractor_factory: Callable[[], Extractor] | None 
             e.add_note(f"Claim 2: shard {path} failed; the {n} shard(s) done before it are kept in "
                        f"{folder / 'records'}: run again to resume")
             raise
-        write_records(folder, path, job, to_arrow(rows, RECORD_COLUMNS))
+        write_records(folder, path, job, to_arrow(rows, RECORD_COLUMNS), old.get(shard_stem(path), []))
     return records(job)
 
 
@@ -681,6 +692,7 @@ class ShardWriter:
         self.parts: dict[str, list[pa.Table]] = {}
         self.rows: dict[str, int] = {}
         self.written: set[str] = set()
+        self.old = old_records(folder)
 
     def add(self, batch: pa.Table) -> None:
         if not batch.num_rows:
@@ -705,7 +717,7 @@ class ShardWriter:
         if not np.array_equal(index, np.arange(expected)):
             raise RuntimeError(f"Claim 2: shard {stem!r} should give rows 0..{expected - 1} once each, but got "
                                f"{len(index)} rows with {len(np.unique(index))} distinct indices")
-        write_records(self.folder, self.paths[stem], self.job, rows)
+        write_records(self.folder, self.paths[stem], self.job, rows, self.old.get(stem, []))
         self.written.add(stem)
 
     def finish(self) -> None:
@@ -715,7 +727,7 @@ class ShardWriter:
                                f"{stem!r} ({self.rows[stem]} rows)")
         for stem, path in self.paths.items():
             if stem not in self.written:  # no samples: no rows came, and its empty file says it is done
-                write_records(self.folder, path, self.job, RECORD_SCHEMA.empty_table())
+                write_records(self.folder, path, self.job, RECORD_SCHEMA.empty_table(), self.old.get(stem, []))
                 self.written.add(stem)
 
 

@@ -15,6 +15,7 @@ the origin and progression chapters probe like any other (:func:`causal_jobs`).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
@@ -165,6 +166,9 @@ class CausalAtScale:
     shard_size: int = 1000
     device: str = "cpu"
     seed: int = 0
+    engine: str = "local"  # where the captions are rewritten: "local" (one process) or "ray" (a task per shard)
+    ray_address: str = ""
+    ray_cpus: int = 0
 
     @classmethod
     def from_params(cls, p: Mapping, device: str = "auto") -> "CausalAtScale":
@@ -174,7 +178,7 @@ class CausalAtScale:
         kind = torch.device(pick_device(device)).type
         cfg = cls(tuple(p["openclip_orders"]), p["openclip_model"], p["openclip_samples"], p["openclip_epochs"],
                   p["openclip_batch_size"], p["openclip_lr"], p["openclip_processes"], p["openclip_source"],
-                  p["openclip_shard_size"], kind, p["seed"])
+                  p["openclip_shard_size"], kind, p["seed"], p["claim2_engine"], p["ray_address"], p["ray_cpus"])
         unknown = sorted(set(cfg.orders) - set(ORDER_POLICIES))
         if unknown:
             raise ValueError(f"openclip_orders: unknown policies {unknown}; choose from {list(ORDER_POLICIES)}")
@@ -197,14 +201,21 @@ def source_shards(cfg: CausalAtScale, pretraining: Mapping) -> list[Path]:
     return scene_shards(scene_spec(pt.configs(pretraining)[0]), cfg.shard_size)
 
 
-def reordered(shards: Sequence[Path], policy: str, seed: int = 0) -> tuple[list[Path], ReorderReport]:
-    """``shards`` with their captions rewritten by ``policy`` (:func:`reorder.reorder_shards`), cached by the
-    shards' contents, the policy and the seed."""
+def reordered_folder(shards: Sequence[Path], policy: str, seed: int = 0) -> Path:
+    """Where :func:`reordered` keeps ``shards`` rewritten by ``policy``: keyed by their contents and the seed."""
     material = {"shards": [content_id(p) for p in shards], "policy": policy, "seed": seed, "v": REORDER_VERSION}
     key = hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:16]
-    folder = cache_dir() / "reordered" / f"{policy}-{key}"
+    return cache_dir() / "reordered" / f"{policy}-{key}"
+
+
+def reordered(shards: Sequence[Path], policy: str, seed: int = 0, engine: str = "local", ray_address: str = "",
+              ray_cpus: int = 0) -> tuple[list[Path], ReorderReport]:
+    """``shards`` with their captions rewritten by ``policy`` (:func:`reorder.reorder_shards`, on ``engine``),
+    cached by the shards' contents, the policy and the seed (both engines write the same bytes)."""
+    folder = reordered_folder(shards, policy, seed)
     if not folder.is_dir():
-        reorder_shards(list(shards), folder, policy, seed=seed)
+        reorder_shards(list(shards), folder, policy, seed=seed, engine=engine, ray_address=ray_address,
+                       ray_cpus=ray_cpus)
     report = ReorderReport(**{k: v for k, v in json.loads((folder / REPORT_FILE).read_text()).items()
                               if k in ReorderReport.__dataclass_fields__})
     return [folder / p.name for p in shards], report
@@ -224,9 +235,14 @@ def causal_runs(cfg: CausalAtScale, pretraining: Mapping, progress: bool = False
     """Reorder the source shards by every policy of ``cfg.orders`` and train one CLIP on each through
     open_clip_train under torchrun (cached by config and shard contents)."""
     source = source_shards(cfg, pretraining)
+    missing = [o for o in cfg.orders if not reordered_folder(source, o, cfg.seed).is_dir()]
+    # one Ray session for every policy to rewrite: its workers load the extractor once
+    with (claim2_ray.ray_session(cfg.ray_address or None, cfg.ray_cpus or None) if cfg.engine == "ray" and missing
+          else contextlib.nullcontext()):
+        rewritten = {o: reordered(source, o, cfg.seed, cfg.engine, cfg.ray_address, cfg.ray_cpus) for o in cfg.orders}
     runs = []
     for order in cfg.orders:
-        shards, report = reordered(source, order, cfg.seed)
+        shards, report = rewritten[order]
         try:
             result = train_openclip(cfg.run(shards, order), progress=progress)
         except TrainingError as e:

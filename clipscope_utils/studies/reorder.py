@@ -33,6 +33,7 @@ import pandas as pd
 from ..datasets.shards import list_shards, read_segments, read_shard, rewrite_captions, shard_stem
 from ..datasets.tables import DatasetError, atomic_folder
 from .caption_order import PARTITIVES, ClassMatcher, Mention, SceneGraphExtractor
+from .claim2_ray import ray_session
 
 ORDER_POLICIES = ("largest_first", "shuffled", "largest_last")
 REPORT_FILE = "reorder.json"
@@ -249,8 +250,21 @@ def _reorder_shard(src: Path, dst: Path, segments: pd.DataFrame, extractor, matc
     rewrite_captions(src, dst, new)
 
 
+def _reorder_task(src: Path, dst: Path, segments: pd.DataFrame, extractor, classes: Sequence[str], policy: str,
+                  seed: int) -> dict:
+    """One shard rewritten in a Ray worker; its counts. The default extractor is built once per worker process."""
+    if extractor is None:
+        extractor = _WORKER_EXTRACTOR.get("default") or _WORKER_EXTRACTOR.setdefault("default", SceneGraphExtractor())
+    counts = _Counts()
+    _reorder_shard(src, dst, segments, extractor, ClassMatcher(list(classes)), policy, seed, counts)
+    return asdict(counts)
+
+
+_WORKER_EXTRACTOR: dict[str, SceneGraphExtractor] = {}  # per process: spaCy loads once, not once per shard
+
+
 def reorder_shards(source, out_dir, policy: str, extractor=None, classes: Sequence[str] | None = None,
-                   seed: int = 0) -> ReorderReport:
+                   seed: int = 0, engine: str = "local", ray_address: str = "", ray_cpus: int = 0) -> ReorderReport:
     """Every shard of ``source`` (:func:`datasets.shards.list_shards`) with its captions reordered by ``policy``,
     written under the same names into the new folder ``out_dir``.
 
@@ -260,7 +274,13 @@ def reorder_shards(source, out_dir, policy: str, extractor=None, classes: Sequen
     sized by the sample's sidecar rows (largest instance per class). A shard without a sidecar is an error. The
     shuffle is seeded per caption from (``seed``, shard stem, key). ``out_dir`` appears complete or not at all,
     with :data:`REPORT_FILE` beside the shards. Every argument is checked before any work.
+
+    ``engine``: "local" (one process, shard after shard) or "ray" (one Ray task per shard, on this machine's
+    ``ray_cpus`` cores, 0 = all, or the cluster at ``ray_address``, whose workers must see ``out_dir``; a given
+    ``extractor`` must be picklable). Both write the same bytes: every draw is per caption.
     """
+    if engine not in ("local", "ray"):
+        raise ValueError(f"engine must be 'local' or 'ray', got {engine!r}")
     _check_policy(policy)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
@@ -271,13 +291,31 @@ def reorder_shards(source, out_dir, policy: str, extractor=None, classes: Sequen
     if classes is None:
         classes = sorted({c for seg in sidecars.values() for c in seg.class_name})
     matcher = ClassMatcher(list(classes))
-    extractor = extractor if extractor is not None else SceneGraphExtractor()
     out_dir, counts = Path(out_dir), _Counts()
     with atomic_folder(out_dir) as tmp:
-        for src in shards:
-            _reorder_shard(src, tmp / src.name, sidecars[src], extractor, matcher, policy, seed, counts)
+        if engine == "ray":
+            for part in _on_ray(shards, tmp, sidecars, extractor, matcher.classes, policy, seed, ray_address, ray_cpus):
+                for name, n in part.items():
+                    setattr(counts, name, getattr(counts, name) + n)
+        else:
+            extractor = extractor if extractor is not None else SceneGraphExtractor()
+            for src in shards:
+                _reorder_shard(src, tmp / src.name, sidecars[src], extractor, matcher, policy, seed, counts)
         report = ReorderReport([out_dir / p.name for p in shards], **asdict(counts), policy=policy, seed=seed,
                                extra={"source": [str(p) for p in shards], "classes": len(matcher.classes),
-                                      "extractor": type(extractor).__name__})
+                                      "extractor": type(extractor).__name__ if extractor is not None
+                                      else SceneGraphExtractor.__name__})
         (tmp / REPORT_FILE).write_text(json.dumps(report.to_dict(), indent=1, sort_keys=True) + "\n")
     return report
+
+
+def _on_ray(shards: list[Path], tmp: Path, sidecars: dict[Path, pd.DataFrame], extractor, classes: Sequence[str],
+            policy: str, seed: int, address: str, cpus: int) -> list[dict]:
+    """Every shard as a Ray task of one CPU (``claim2_ray.ray_session``: an existing session, a cluster, or a
+    quiet local Ray); the counts of each, in shard order."""
+    import ray
+
+    with ray_session(address or None, cpus or None):
+        task = ray.remote(num_cpus=1, max_retries=0)(_reorder_task)
+        return ray.get([task.remote(src, tmp / src.name, sidecars[src], extractor, list(classes), policy, seed)
+                        for src in shards])
