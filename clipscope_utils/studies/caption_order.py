@@ -106,7 +106,7 @@ class Extractor(Protocol):
     def extract(self, text: str) -> list[str]: ...
 
 
-def _mentions(extractor: Extractor, text: str) -> list[Mention]:
+def mentions_of(extractor: Extractor, text: str) -> list[Mention]:
     """Mentions with offsets/lemmas where the extractor knows them, else wrapped strings."""
     if hasattr(extractor, "mentions"):
         return list(extractor.mentions(text))
@@ -363,7 +363,7 @@ def caption_records(scenes: SceneSet, extractor: Extractor, *, matcher: ClassMat
     rows = []
     for img, template, text in zip(caps.image_id, caps.template, caps.text):
         t0 = time.perf_counter()
-        mentions = _mentions(extractor, text)
+        mentions = mentions_of(extractor, text)
         seconds = time.perf_counter() - t0
         named, unknown = matcher.classes_of(mentions)
         classes, areas, absent, no_area = [], [], 0, 0
@@ -499,7 +499,7 @@ def extractor_quality(scenes: SceneSet, extractor: Extractor, *, synonyms: Mappi
     for template, text, order in zip(caps.template, caps.text, caps.order):
         truth = [c for c in order.split("|") if c]
         t0 = time.perf_counter()
-        mentions = _mentions(extractor, text)
+        mentions = mentions_of(extractor, text)
         seconds = time.perf_counter() - t0
         pred, unknown = matcher.classes_of(mentions)
         tp = len(set(pred) & set(truth))

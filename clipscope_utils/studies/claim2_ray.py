@@ -83,6 +83,7 @@ from .caption_order import (
     SceneGraphExtractor,
     largest_position,
     largest_position_table,
+    mentions_of,
 )
 
 CLAIM2_VERSION = 1  # bump when the records of an unchanged configuration would change
@@ -346,17 +347,6 @@ def read_stage(path, images: bool = False) -> pd.DataFrame:
         row = [stem, str(path), i, s.key, str(template) if template else DEFAULT_WEB_TEMPLATE, s.caption]
         rows.append([*row, s.image] if images else row)
     return pd.DataFrame(rows, columns=READ_COLUMNS + (["image"] if images else []))
-
-
-def mentions_of(extractor: Extractor, text: str) -> list[Mention]:
-    """The extractor's mentions (with lemmas when it gives them, as ``mentions``), else its strings wrapped."""
-    if hasattr(extractor, "mentions"):
-        return list(extractor.mentions(text))
-    out = extractor.extract(text)
-    if not isinstance(out, (list, tuple)) or not all(isinstance(x, str) for x in out):
-        raise caption_order.ExtractionError(f"{type(extractor).__name__}.extract must return a list of strings, "
-                                            f"got {out!r}")
-    return [Mention(x) for x in out]
 
 
 def extractor_factory_of(job: Claim2Job) -> Callable[[], Extractor]:

@@ -32,7 +32,7 @@ import pandas as pd
 
 from ..datasets.shards import list_shards, read_segments, read_shard, rewrite_captions, shard_stem
 from ..datasets.tables import DatasetError, atomic_folder
-from .caption_order import PARTITIVES, ClassMatcher, Mention, SceneGraphExtractor
+from .caption_order import PARTITIVES, ClassMatcher, Mention, SceneGraphExtractor, mentions_of
 from .claim2_ray import ray_session
 
 ORDER_POLICIES = ("largest_first", "shuffled", "largest_last")
@@ -101,12 +101,6 @@ def reorder_caption(text: str, spans: Sequence[tuple[int, int]], areas: Sequence
 
 
 # -- from mentions to spans -----------------------------------------------------------------------
-def _mentions(extractor, text: str) -> list[Mention]:
-    if hasattr(extractor, "mentions"):
-        return list(extractor.mentions(text))
-    return [Mention(x) for x in extractor.extract(text)]
-
-
 def _locate(text: str, mention: Mention, pos: int) -> tuple[int, int] | None:
     """The mention's ``[start, end)``: its offsets when known, else its text searched (whole words, any case)
     from ``pos``, the previous phrase's end; None when not found."""
@@ -238,7 +232,7 @@ def _reorder_shard(src: Path, dst: Path, segments: pd.DataFrame, extractor, matc
     stem, areas, new = shard_stem(src), _areas_by_key(segments), {}
     for sample in read_shard(src):
         counts.captions += 1
-        mentions = _mentions(extractor, sample.caption)
+        mentions = mentions_of(extractor, sample.caption)
         spans, span_areas = _object_spans(sample.caption, mentions, matcher, areas.get(sample.key, {}), counts)
         if len(spans) < 2:
             counts.unchanged_fewer_than_2 += 1
